@@ -12,6 +12,10 @@ CLI and the demo use:
     request_inputs(paths) -> dict[str, list[bytes]]            (files -> Predict inputs)
     save_outputs(outputs, paths, out_dir) -> list[Path]        (Predict outputs -> files)
     warmup_inputs() -> dict[str, list[bytes]]                  (sample request for warmup)
+    serve_demo(client, workdir) -> ServedResult                (`tfstack demo`: call the
+                                                                served model on held-out
+                                                                data, score vs baseline)
+    DEMO_PRESET: str                                           (preset `tfstack demo` trains)
 """
 
 import tfstack  # noqa: F401  (configures TensorFlow before any family imports it)

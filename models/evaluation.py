@@ -17,3 +17,24 @@ class Evaluation:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class ServedResult:
+    """What `tfstack demo` measured by calling one family's model through the server.
+
+    `rows` fill a printed table with `columns`; `passed` says the served model beat
+    its baseline; `report` goes into demo_report.json; `images` are files a person
+    would rather look at than read."""
+
+    family: str
+    title: str
+    columns: list[str]
+    rows: list[tuple]
+    summary: str
+    passed: bool
+    report: dict = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)

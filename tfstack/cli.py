@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -13,6 +14,9 @@ from models import FAMILIES
 from tfstack.console import console, print_table, write_json
 
 DEFAULT_WORKDIR = Path(os.environ.get("TFSTACK_WORKDIR", "tfstack-work"))
+# Families with commands of their own (`tfstack tumor scan ...`): each module has
+# `register(commands, with_workdir)` and must not import TensorFlow at import time.
+FAMILY_COMMANDS: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", default="demo", help="training preset (default: %(default)s)")
     demo.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
     demo.set_defaults(handler=_demo)
+
+    for module in FAMILY_COMMANDS:
+        importlib.import_module(module).register(commands, with_workdir)
     return parser
 
 
