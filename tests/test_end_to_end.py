@@ -166,9 +166,13 @@ def test_demo_end_to_end_reusing_a_checkpoint(superres_workdir, tmp_path):
 
     workdir = tmp_path / "demo"
     shutil.copytree(superres_workdir, workdir)
-    assert run_demo(workdir, preset="tiny") == 0
+    assert run_demo(workdir, ["superres"], preset="tiny") == 0
     report = json.loads((workdir / "demo_report.json").read_text())
     assert report["passed"] and report["server_exit_code"] == 0
-    assert report["served"]["gain_db"] > 0
+    served = report["families"]["superres"]["served"]
+    assert served["passed"] and served["report"]["gain_db"]["x2"] > 0
+    assert served["report"]["gain_db"]["x4"] > 0
+    photos = {photo["photo"] for photo in served["report"]["photos"]}
+    assert {"astronaut", "chelsea", "coffee"} <= photos  # pinned held-out, + Debian ones
     assert (workdir / "superres_side_by_side.png").is_file()
     assert (workdir / "models" / "superres" / "1" / "saved_model.pb").is_file()

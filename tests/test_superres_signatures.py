@@ -107,6 +107,28 @@ def test_bad_input_is_invalid_argument(serve, batch, message):
         serve(image_bytes=tf.constant(batch, tf.string))
 
 
+def test_x4_runs_the_model_twice_with_8_bit_in_between(saved_path, model, astronaut):
+    x4 = tf.saved_model.load(str(saved_path)).signatures["x4"]
+    crop = astronaut[:40, :50]
+    png = x4(image_bytes=tf.constant([_encode(crop, "PNG")]))["image_bytes"]
+    once = _expected_png_pixels(model, crop)
+    # Graph and eager kernels may round a pixel differently (oneDNN under load); one
+    # level off in the middle moves a few output pixels by a level or two, no more.
+    difference = np.abs(_decode(png[0]).astype(float) - _expected_png_pixels(model, once))
+    assert difference.shape == (160, 200, 3)
+    assert difference.max() <= 2 and difference.mean() < 0.05
+
+
+def test_x4_limits_inputs_to_a_quarter_of_max_pixels(saved_path):
+    x4 = tf.saved_model.load(str(saved_path)).signatures["x4"]
+    side = int((MAX_PIXELS // 4) ** 0.5) + 1  # a x2 request may send this, x4 may not
+    too_big = _encode(np.zeros((side, side, 3), np.uint8), "PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"max_pixels={MAX_PIXELS // 4}"):
+        x4(image_bytes=tf.constant([too_big]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        x4(image_bytes=tf.constant([], tf.string))
+
+
 def test_tensor_signature_matches_model(saved_path, model):
     predict = tf.saved_model.load(str(saved_path)).signatures["predict_tensor"]
     images = tf.random.uniform([2, 9, 13, 3], seed=6)

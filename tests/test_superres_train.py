@@ -63,6 +63,15 @@ def test_beats_bicubic_on_heldout_photos(heldout_scores):
         assert scores["model_psnr"] > scores["bicubic_psnr"], scores["name"]
 
 
+def test_x4_by_two_passes_beats_bicubic_x4(trained):
+    model, _ = trained
+    scores = evaluate.evaluate_heldout(model, scale=2, debian_roots=None, passes=2)
+    assert scores["scale"] == 4
+    assert scores["psnr_gain_db"] >= MIN_GAIN_DB
+    for image in scores["per_image"]:
+        assert image["model_psnr"] > image["bicubic_psnr"], image["name"]
+
+
 def test_presets_are_configs_that_validate():
     assert set(train.PRESETS) == {"tiny", "demo", "full"}
     assert (

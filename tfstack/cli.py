@@ -71,12 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_predict)
 
     demo = commands.add_parser(
-        "demo", help="train, evaluate, export, serve and call a model end to end"
+        "demo", help="train, evaluate, export, serve and call every model end to end"
     )
     demo.add_argument(
         "--workdir", type=Path, help="keep everything here for reuse (default: a fresh temp dir)"
     )
-    demo.add_argument("--preset", default="demo", help="training preset (default: %(default)s)")
+    demo.add_argument(
+        "--models",
+        type=_family_list,
+        default=FAMILIES,
+        help=f"comma-separated families (default: all: {','.join(FAMILIES)})",
+    )
+    demo.add_argument("--preset", help="training preset for every family (default: each's demo)")
     demo.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
     demo.set_defaults(handler=_demo)
 
@@ -177,7 +183,17 @@ def _predict(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tfstack.demo import run_demo
 
-    return run_demo(args.workdir, preset=args.preset, retrain=args.retrain)
+    return run_demo(args.workdir, args.models, preset=args.preset, retrain=args.retrain)
+
+
+def _family_list(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model families {unknown or text!r}; choose from {', '.join(FAMILIES)}"
+        )
+    return names
 
 
 if __name__ == "__main__":

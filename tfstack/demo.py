@@ -1,211 +1,144 @@
-"""`tfstack demo`: the whole chain on real photos, in minutes, on a laptop-class CPU.
+"""`tfstack demo`: every model family through the whole chain, in minutes, on a CPU.
 
-train -> evaluate against bicubic -> export a version -> start tfstack-model-server
--> send held-out photos over gRPC with the official stubs -> compare -> shut down.
+For each family: train a small version on real offline data -> evaluate against its
+non-learned baseline -> export a version into one model repository. Then start one
+tfstack-model-server for all of them, have each family call its model over gRPC with
+the official stubs on held-out data, print what it measured, and shut down (SIGTERM).
 """
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageDraw
 
 from export.repository import ModelRepository
 from export.warmup import warmup_assets
-from models.superres import data as sr_data
-from models.superres import evaluate as sr_evaluate
-from models.superres import family
-from models.superres.model import BicubicUpsample
+from models import FAMILIES
+from models.evaluation import Evaluation, ServedResult
 from serving.client import ServingClient
 from tfstack.console import console, print_table, write_json
+from tfstack.families import load_family
 from tfstack.server_process import ServerProcess
 
-MODEL = family.NAME
-PANEL = 192  # side of each panel in the side-by-side image, in high-res pixels
 
+def run_demo(
+    workdir: Path | None,
+    families: Sequence[str] = FAMILIES,
+    preset: str | None = None,
+    retrain: bool = False,
+) -> int:
+    """Run every step, print the tables, write demo_report.json; 0 when every model won.
 
-@dataclass
-class ServedPhoto:
-    """One held-out photo sent through the server, scored against the original."""
-
-    photo: str
-    input_size: str
-    bicubic_psnr: float
-    model_psnr: float
-    latency_ms: float
-
-    @property
-    def gain_db(self) -> float:
-        return self.model_psnr - self.bicubic_psnr
-
-
-def run_demo(workdir: Path | None, preset: str = "demo", retrain: bool = False) -> int:
-    """Run every step, print the tables, write demo_report.json; 0 when the model won."""
+    `preset=None` trains each family's own DEMO_PRESET; checkpoints already in
+    `workdir` are reused unless `retrain`."""
     from tfstack.cli import print_evaluation
 
     started = time.monotonic()
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tfstack-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    console.rule("tfstack demo")
+    console.rule(f"tfstack demo: {', '.join(families)}")
     console.print(f"working directory: {workdir} (pass --workdir to choose and reuse it)")
-    timings: dict[str, float] = {}
-
-    step = time.monotonic()
-    if retrain or not family.is_trained(workdir):
-        console.print(f"[bold]1. train[/bold] {MODEL} (preset {preset})")
-        family.train(workdir, preset)
-    else:
-        console.print(f"[bold]1. train[/bold]: reusing the checkpoint in {workdir / MODEL}")
-    timings["train_s"] = time.monotonic() - step
-
-    step = time.monotonic()
-    console.print("[bold]2. evaluate[/bold] on held-out photos")
-    evaluation = family.evaluate(workdir)
-    print_evaluation(evaluation)
-    timings["evaluate_s"] = time.monotonic() - step
-
-    step = time.monotonic()
     repo = ModelRepository(workdir / "models")
-    exported = repo.export(
-        MODEL,
-        *family.serving_module(workdir),
-        assets_extra=warmup_assets(MODEL, family.warmup_inputs()),
-    )
-    console.print(f"[bold]3. export[/bold]: version {exported.version} -> {exported.path}")
-    timings["export_s"] = time.monotonic() - step
+    report: dict[str, dict] = {}
+    evaluations: dict[str, Evaluation] = {}
 
+    for number, name in enumerate(families, start=1):
+        family = load_family(name)
+        chosen = preset or family.DEMO_PRESET
+        console.rule(f"{number}/{len(families)} {name}")
+        timings: dict[str, float] = {}
+        step = time.monotonic()
+        if retrain or not family.is_trained(workdir):
+            console.print(f"[bold]train[/bold] {name} (preset {chosen})")
+            family.train(workdir, chosen)
+        else:
+            console.print(f"[bold]train[/bold]: reusing the checkpoint in {workdir / name}")
+        timings["train_s"] = time.monotonic() - step
+
+        step = time.monotonic()
+        evaluations[name] = family.evaluate(workdir)
+        print_evaluation(evaluations[name])
+        timings["evaluate_s"] = time.monotonic() - step
+
+        step = time.monotonic()
+        exported = repo.export(
+            name,
+            *family.serving_module(workdir),
+            assets_extra=warmup_assets(name, family.warmup_inputs()),
+        )
+        console.print(f"[bold]export[/bold]: version {exported.version} -> {exported.path}")
+        timings["export_s"] = time.monotonic() - step
+        report[name] = {
+            "preset": chosen,
+            "version": exported.version,
+            "evaluation": evaluations[name].to_json(),
+            "timings": timings,
+        }
+
+    console.rule("serve")
     step = time.monotonic()
-    scale = evaluation.details["scale"]
-    served, panels, exit_code = _serve_and_call(repo, workdir, scale)
-    timings["serve_s"] = time.monotonic() - step
+    served, exit_code = _serve_and_call(repo, workdir, families)
+    serve_s = time.monotonic() - step
+    for name, result in served.items():
+        report[name]["served"] = result.to_json()
 
-    mean_bicubic = float(np.mean([p.bicubic_psnr for p in served]))
-    mean_model = float(np.mean([p.model_psnr for p in served]))
+    total_s = time.monotonic() - started
+    passed = (
+        exit_code == 0
+        and len(served) == len(families)
+        and all(result.passed for result in served.values())
+    )
     print_table(
-        f"5. {MODEL} over gRPC, held-out photos (PSNR Y, dB)",
-        ["photo", "input", "bicubic", "model", "gain", "ms"],
+        "summary: held-out evaluation (first metric) and the served model",
+        ["model", "metric", "model", "baseline", "baseline name", "over gRPC", "train s"],
         [
-            *(
-                _row(p.photo, p.input_size, p.bicubic_psnr, p.model_psnr, p.latency_ms)
-                for p in served
-            ),
-            _row("mean", "", mean_bicubic, mean_model, None),
+            (
+                name,
+                *evaluations[name].rows[0],
+                evaluations[name].baseline,
+                "beat baseline" if served.get(name) and served[name].passed else "FAILED",
+                f"{report[name]['timings']['train_s']:.0f}",
+            )
+            for name in families
         ],
     )
-    side_by_side = workdir / "superres_side_by_side.png"
-    _side_by_side(*panels, scale).save(side_by_side)
-    console.print(f"side-by-side (input, bicubic, model, truth): {side_by_side}")
-
-    timings["total_s"] = time.monotonic() - started
-    passed = mean_model > mean_bicubic and exit_code == 0
     report_path = workdir / "demo_report.json"
     write_json(
         report_path,
         {
-            "model": MODEL,
-            "preset": preset,
-            "version": exported.version,
-            "evaluation": evaluation.to_json(),
-            "served": {
-                "photos": [{**asdict(p), "gain_db": p.gain_db} for p in served],
-                "mean_bicubic_psnr": mean_bicubic,
-                "mean_model_psnr": mean_model,
-                "gain_db": mean_model - mean_bicubic,
-            },
+            "families": report,
             "server_exit_code": exit_code,
-            "timings": timings,
+            "timings": {"serve_s": serve_s, "total_s": total_s},
             "passed": passed,
         },
     )
-    console.rule(
-        f"demo {'passed' if passed else 'FAILED'}: {mean_model:.2f} dB vs bicubic "
-        f"{mean_bicubic:.2f} dB over gRPC in {timings['total_s']:.0f}s"
-    )
+    console.rule(f"demo {'passed' if passed else 'FAILED'} in {total_s:.0f}s")
     console.print(f"report: {report_path}")
     return 0 if passed else 1
 
 
 def _serve_and_call(
-    repo: ModelRepository, workdir: Path, scale: int
-) -> tuple[list[ServedPhoto], tuple[np.ndarray, ...], int]:
-    """Start the real server process, upscale every held-out photo through it, stop it."""
-    _, heldout = sr_data.split_photos(sr_data.discover_photos())
+    repo: ModelRepository, workdir: Path, families: Sequence[str]
+) -> tuple[dict[str, ServedResult], int]:
+    """Start the real server process, let each family call its model, stop the server."""
     server = ServerProcess([f"--model_config_file={repo.config_path}"], workdir / "server.log")
-    baseline = BicubicUpsample(scale)  # the same baseline `tfstack evaluate` scores
-    console.print("[bold]4. serve[/bold]: starting tfstack-model-server on 127.0.0.1")
-    served, panels = [], ()
+    console.print("starting tfstack-model-server on 127.0.0.1")
+    served: dict[str, ServedResult] = {}
     try:
         target = server.start()
-        console.print(f"   serving at {target} (log: {workdir / 'server.log'})")
-        with ServingClient(target, timeout=60.0) as client:
-            for photo in heldout:
-                truth = np.asarray(sr_data.crop_to_multiple(sr_data.load_rgb(photo), scale))
-                low = _to_uint8(sr_data.degrade(_unit(truth), scale).numpy())
-                sent = time.perf_counter()
-                outputs = client.predict(MODEL, {"image_bytes": [_encode_png(low)]})
-                latency_ms = (time.perf_counter() - sent) * 1e3
-                upscaled = np.asarray(Image.open(io.BytesIO(outputs["image_bytes"][0])))
-                bicubic = _to_uint8(baseline(_unit(low)[None])[0].numpy())
-                served.append(
-                    ServedPhoto(
-                        photo=photo.name,
-                        input_size=f"{low.shape[1]}x{low.shape[0]}",
-                        bicubic_psnr=sr_evaluate.psnr_y(_unit(bicubic), _unit(truth), scale),
-                        model_psnr=sr_evaluate.psnr_y(_unit(upscaled), _unit(truth), scale),
-                        latency_ms=latency_ms,
-                    )
-                )
-                panels = panels or (low, bicubic, upscaled, truth)
+        console.print(f"serving {', '.join(families)} at {target} (log: {server.log_path})")
+        with ServingClient(target, timeout=120.0) as client:
+            for name in families:
+                result = load_family(name).serve_demo(client, workdir)
+                print_table(result.title, result.columns, result.rows)
+                verdict = "[green]beats[/green]" if result.passed else "[red]does not beat[/red]"
+                console.print(f"{name}: {result.summary} — {verdict} its baseline over gRPC")
+                for image in result.images:
+                    console.print(f"   image: {image}")
+                served[name] = result
     finally:
         exit_code = server.stop()
-    console.print(f"   server stopped (SIGTERM), exit code {exit_code}")
-    return served, panels, exit_code
-
-
-def _row(photo, size, bicubic, model, latency_ms) -> tuple[str, ...]:
-    name = photo if len(photo) <= 24 else photo[:23] + "…"
-    ms = "" if latency_ms is None else f"{latency_ms:.0f}"
-    return (name, size, f"{bicubic:.2f}", f"{model:.2f}", f"{model - bicubic:+.2f}", ms)
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float32) / 255.0
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-
-
-def _encode_png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _side_by_side(low, bicubic, model, truth, scale: int) -> Image.Image:
-    """Centre crops; the input keeps its pixels visible (nearest-neighbour)."""
-    height, width = truth.shape[:2]
-    side = min(PANEL, height, width) // scale * scale
-    top, left = (height - side) // 2 // scale * scale, (width - side) // 2 // scale * scale
-    low_crop = low[top // scale : (top + side) // scale, left // scale : (left + side) // scale]
-    crops = [
-        np.asarray(Image.fromarray(low_crop).resize((side, side), Image.NEAREST)),
-        bicubic[top : top + side, left : left + side],
-        model[top : top + side, left : left + side],
-        truth[top : top + side, left : left + side],
-    ]
-    zoom, label_height, gap = 2, 18, 6  # panels are small; double them for a person
-    panel = side * zoom
-    canvas = Image.new("RGB", (len(crops) * (panel + gap) - gap, panel + label_height), "white")
-    draw = ImageDraw.Draw(canvas)
-    labels = ["input (low-res)", "bicubic", "tfstack model", "ground truth"]
-    for index, (crop, label) in enumerate(zip(crops, labels, strict=True)):
-        x = index * (panel + gap)
-        canvas.paste(Image.fromarray(crop).resize((panel, panel), Image.NEAREST), (x, label_height))
-        draw.text((x + 4, 3), label, fill="black")
-    return canvas
+    console.print(f"server stopped (SIGTERM), exit code {exit_code}")
+    return served, exit_code

@@ -35,25 +35,34 @@ def ssim_y(a: tf.Tensor, b: tf.Tensor, border: int) -> float:
     return float(tf.reduce_mean(tf.image.ssim(*_luma_pair(a, b, border), max_val=1.0)))
 
 
-def evaluate(model: keras.Model, images: Sequence[np.ndarray], scale: int) -> dict:
+def upscale(model: keras.Model, low_res: tf.Tensor, passes: int = 1) -> tf.Tensor:
+    """Run the model `passes` times (x4 = x2 twice, progressive upsampling as in LapSRN),
+    quantizing to 8 bits between and after passes as the served PNGs are."""
+    for _ in range(passes):
+        low_res = _to_8bit(model(low_res, training=False))
+    return low_res
+
+
+def evaluate(model: keras.Model, images: Sequence[np.ndarray], scale: int, passes: int = 1) -> dict:
     """Means and per-image metrics of the model and of bicubic on full images.
 
-    Each uint8 HR image is degraded, then both the model and bicubic upscale the same
-    low-resolution image; outputs are quantized to 8 bits before scoring.
+    Each uint8 HR image is degraded by `scale ** passes`, then both the model (run
+    `passes` times) and bicubic upscale the same low-resolution image; outputs are
+    quantized to 8 bits before scoring.
     """
     if not images:
         raise ValueError("`images` must hold at least one image. Received: images=[]")
-    upsample = BicubicUpsample(scale)
+    factor = scale**passes
+    upsample = BicubicUpsample(factor)
     per_image = []
     for image in images:
-        hr = data.crop_to_multiple(tf.convert_to_tensor(image, tf.float32) / 255.0, scale)
-        lr = data.degrade(hr, scale)[None]
-        outputs = {"model": model(lr, training=False)[0], "bicubic": upsample(lr)[0]}
+        hr = data.crop_to_multiple(tf.convert_to_tensor(image, tf.float32) / 255.0, factor)
+        lr = data.degrade(hr, factor)[None]
+        outputs = {"model": upscale(model, lr, passes)[0], "bicubic": _to_8bit(upsample(lr)[0])}
         scores = {}
         for name, output in outputs.items():
-            output = _to_8bit(output)
-            scores[f"{name}_psnr"] = psnr_y(output, hr, scale)
-            scores[f"{name}_ssim"] = ssim_y(output, hr, scale)
+            scores[f"{name}_psnr"] = psnr_y(output, hr, factor)
+            scores[f"{name}_ssim"] = ssim_y(output, hr, factor)
         per_image.append({"height": int(hr.shape[0]), "width": int(hr.shape[1]), **scores})
     means = {
         key: float(np.mean([scores[key] for scores in per_image]))
@@ -70,13 +79,15 @@ def evaluate_heldout(
     model: keras.Model,
     scale: int,
     debian_roots: data.DebianRoots | None = data.DEBIAN_ROOTS,
+    passes: int = 1,
 ) -> dict:
     """`evaluate` on the held-out split of `data.discover_photos`, with photo names."""
     _, heldout = data.split_photos(data.discover_photos(debian_roots))
-    result = evaluate(model, [photo.load() for photo in heldout], scale)
+    result = evaluate(model, [photo.load() for photo in heldout], scale, passes)
     for photo, scores in zip(heldout, result["per_image"], strict=True):
         scores["name"] = photo.name
-    return {**result, "scale": scale, "images": [photo.name for photo in heldout]}
+    images = [photo.name for photo in heldout]
+    return {**result, "scale": scale**passes, "images": images}
 
 
 def _luma_pair(a: tf.Tensor, b: tf.Tensor, border: int) -> tuple[tf.Tensor, tf.Tensor]:
