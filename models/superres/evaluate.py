@@ -14,8 +14,9 @@ import tf_keras as keras
 from models.superres import data
 from models.superres.model import BicubicUpsample
 
-# RGB in [0, 1] -> Y in [16, 235] / 255 (BT.601, as MATLAB's rgb2ycbcr).
-_BT601_LUMA = tf.constant([65.481, 128.553, 24.966]) / 255.0
+# RGB in [0, 1] -> Y in [16, 235] / 255 (BT.601, as MATLAB's rgb2ycbcr). NumPy, not a tensor:
+# a TensorFlow op at import time would stop multi-worker training (tfstack.distribute).
+_BT601_LUMA = np.array([65.481, 128.553, 24.966], np.float32) / 255.0
 _BT601_OFFSET = 16.0 / 255.0
 
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from models.superres import data
 from models.superres.model import build_espcn
+from tfstack import distribute
 from tfstack.atomic import atomic_write, atomic_write_text
 
 CONFIG_FILE = "config.json"
@@ -71,11 +72,17 @@ def checkpoint_dir(workdir: pathlib.Path) -> pathlib.Path:
 
 
 def train(config: TrainConfig, workdir: pathlib.Path, progress: bool = True) -> keras.Model:
-    """Trains a model from scratch on the train split and checkpoints it in `workdir`."""
+    """Trains a model from scratch on the train split and checkpoints it in `workdir`.
+
+    Under TF_CONFIG with several workers (tfstack.distribute) every worker runs this in
+    lockstep on its share of each batch; only the chief's checkpoint lands in `workdir`."""
+    strategy = distribute.strategy_from_tf_config()
     keras.utils.set_random_seed(config.seed)
-    model = build_espcn(config.scale, config.filters, config.kernel_sizes)
-    history = _fit(model, _train_batches(config), config, progress)
-    _save_checkpoint(model, config, history, workdir)
+    with distribute.scope(strategy):
+        model = build_espcn(config.scale, config.filters, config.kernel_sizes)
+        history = _fit(model, _train_batches(config), config, progress, strategy)
+    with distribute.checkpoint_workdir(workdir, strategy) as target:
+        _save_checkpoint(model, config, history, target)
     return model
 
 
@@ -105,25 +112,46 @@ def _train_batches(config: TrainConfig) -> tf.data.Dataset:
     )
 
 
-def _fit(model: keras.Model, batches: tf.data.Dataset, config: TrainConfig, progress: bool) -> dict:
+def _fit(
+    model: keras.Model,
+    batches: tf.data.Dataset,
+    config: TrainConfig,
+    progress: bool,
+    strategy: tf.distribute.Strategy | None = None,
+) -> dict:
     """Adam on MSE with cosine decay; returns the history (mean loss per chunk, timings)."""
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.steps)
     optimizer = keras.optimizers.Adam(schedule)
+    batches = batches.take(config.steps)
+    if strategy is not None:
+        # Every worker builds the same seeded batches and trains on its slice of each, so
+        # the run has the preset's batch size and step count, split over the workers.
+        options = tf.data.Options()
+        by_element = tf.data.experimental.AutoShardPolicy.DATA
+        options.experimental_distribute.auto_shard_policy = by_element
+        batches = strategy.experimental_distribute_dataset(batches.with_options(options))
+    replicas = strategy or tf.distribute.get_strategy()  # the default one: a plain call
 
     @tf.function
     def train_step(lr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            # MSE is what PSNR measures; L1 sometimes never left the bicubic start.
-            loss = tf.reduce_mean(tf.square(hr - model(lr, training=True)))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
+        def replica_step(lr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                # MSE is what PSNR measures; L1 sometimes never left the bicubic start.
+                loss = tf.reduce_mean(tf.square(hr - model(lr, training=True)))
+                # Gradients are summed over replicas: scale so the sum is the mean's.
+                loss = loss / replicas.num_replicas_in_sync
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        losses = replicas.run(replica_step, args=(lr, hr))
+        return replicas.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     chunks, chunk_losses = [], []
     start = chunk_start = time.perf_counter()
     with _progress_bar(progress) as bar:
         task = bar.add_task("superres", total=config.steps, loss=float("nan"), rate=0.0)
-        for step, (lr, hr) in enumerate(batches.take(config.steps), start=1):
+        for step, (lr, hr) in enumerate(batches, start=1):
             chunk_losses.append(float(train_step(lr, hr)))
             bar.update(task, completed=step)
             if step % config.log_every and step < config.steps:
@@ -139,7 +167,11 @@ def _fit(model: keras.Model, batches: tf.data.Dataset, config: TrainConfig, prog
             )
             bar.update(task, loss=chunks[-1]["loss"], rate=chunks[-1]["steps_per_second"])
             chunk_losses, chunk_start = [], now
-    return {"seconds": round(time.perf_counter() - start, 3), "chunks": chunks}
+    return {
+        "seconds": round(time.perf_counter() - start, 3),
+        "replicas": replicas.num_replicas_in_sync,
+        "chunks": chunks,
+    }
 
 
 def _progress_bar(enabled: bool) -> Progress:
