@@ -48,10 +48,13 @@ class ServingClient:
         target: str,
         timeout: float = 30.0,
         credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
-        """`credentials` (e.g. `grpc.ssl_channel_credentials(ca, key, cert)`) for a TLS server."""
+        """`credentials` (e.g. `grpc.ssl_channel_credentials(ca, key, cert)`) for a TLS server;
+        `token` for a server started with --auth_token_file (sent as a bearer token)."""
         self.target = target
         self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         options = [
             ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
@@ -168,7 +171,7 @@ class ServingClient:
 
     def _call(self, method: Any, request: Any) -> Any:
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as err:
             raise error_for_code(err.code(), err.details() or "") from None
 

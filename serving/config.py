@@ -3,6 +3,10 @@
 Validation follows TensorFlow Serving's ServerCore (server_core.cc): names are
 unique, base paths absolute, the platform is "tensorflow"; the version policy
 follows FileSystemStoragePathSource (latest N, default 1; all; specific).
+Beyond TF Serving, a model name must be usable as one REST path segment and one
+directory name: not empty, no `/`, `\\` or control characters, not `.` or `..`
+(TF Serving accepts such names, but no REST client can address them, and a tool
+that maps names to directories could be led out of the repository).
 """
 
 from __future__ import annotations
@@ -28,8 +32,27 @@ TENSORFLOW_PLATFORM = "tensorflow"
 
 
 def read_config_file(path: str | os.PathLike) -> ModelServerConfig:
-    """Parse a ModelServerConfig text proto; the error names the file and the bad line."""
-    return read_text_proto(path, ModelServerConfig(), "model config")
+    """Parse and validate a ModelServerConfig text proto; errors name the file (and the
+    line, for syntax errors)."""
+    config = read_text_proto(path, ModelServerConfig(), "model config")
+    try:
+        validate(config)
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"Invalid model config file '{path}': {err.message}") from err
+    return config
+
+
+def name_problem(name: str) -> str:
+    """Why `name` cannot name a model (or a version label), or "" if it can."""
+    if not name:
+        return "it is empty"
+    if name in (".", ".."):
+        return f"{name!r} is a relative directory name"
+    if "/" in name or "\\" in name:
+        return "it contains a path separator"
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        return "it contains a control character"
+    return ""
 
 
 def single_model_config(name: str, base_path: str) -> ModelServerConfig:
@@ -48,6 +71,8 @@ def validate(config: ModelServerConfig) -> None:
         raise InvalidArgumentError("ModelServer does not yet support custom model config.")
     seen: set[str] = set()
     for entry in config.model_config_list.config:
+        if problem := name_problem(entry.name):
+            raise InvalidArgumentError(f"Invalid model name {entry.name!r}: {problem}")
         if entry.name in seen:
             raise InvalidArgumentError(
                 f"Illegal to list model {entry.name} multiple times in config list"

@@ -28,6 +28,9 @@ from serving.metrics import GRPC, ServingMetrics
 from serving.servable import DEFAULT_SIGNATURE, SignatureDef
 
 SIGNATURE_DEF_FIELD = "signature_def"
+# Requests for models the server never knew: how many names get series of their own.
+MAX_UNKNOWN_MODEL_LABELS = 100
+OTHER_MODEL_LABEL = "<other>"
 
 WireTensor = TypeVar("WireTensor")
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -91,13 +94,9 @@ def observed(api: str) -> Callable[[Method], Method]:
                 raise
             finally:
                 _active.depth = 0
+                name, version = self.metric_labels(model.name, version, status)
                 self.metrics.observe_request(
-                    model.name,
-                    version,
-                    api,
-                    status,
-                    time.perf_counter() - started,
-                    self.entrypoint,
+                    name, version, api, status, time.perf_counter() - started, self.entrypoint
                 )
 
         return call  # type: ignore[return-value]
@@ -118,8 +117,28 @@ class DataPlane:
         self.manager = manager
         self.metrics = metrics or ServingMetrics()
         self.entrypoint = entrypoint
+        self._unknown_model_labels: set[str] = set()  # shared by for_entrypoint's views
+        self._labels_lock = threading.Lock()
         # --enable_signature_method_name_check (see serving.inference)
         self.check_signature_method_name = check_signature_method_name
+
+    def metric_labels(self, name: str, version: int | None, status: str) -> tuple[str, int | None]:
+        """The (model, version) a request is counted under. Names and versions come from
+        clients, and every new pair would be a new series kept forever: a model the server
+        never knew is labelled as named only for the first MAX_UNKNOWN_MODEL_LABELS such
+        names (then OTHER_MODEL_LABEL), and a failed request's version only if it is known."""
+        if status == "OK":
+            return name, version
+        known = self.manager.known_versions(name)
+        if version is not None and version not in (known or ()):
+            version = None
+        if known is None:
+            with self._labels_lock:
+                if name not in self._unknown_model_labels:
+                    if len(self._unknown_model_labels) >= MAX_UNKNOWN_MODEL_LABELS:
+                        return OTHER_MODEL_LABEL, version
+                    self._unknown_model_labels.add(name)
+        return name, version
 
     def for_entrypoint(self, entrypoint: str) -> DataPlane:
         """The same data plane, its requests labelled as coming from `entrypoint`."""

@@ -20,6 +20,7 @@ class ServingError(Exception):
     """Base class: an error with the status code a client should receive."""
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+    http_status: ClassVar[int | None] = None  # None: HTTP_STATUS[code]
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -59,6 +60,12 @@ class PermissionDeniedError(ServingError):
 
 class ResourceExhaustedError(ServingError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class RequestTooLargeError(ResourceExhaustedError):
+    """A request body over --max_request_bytes: 413, the HTTP status that says so."""
+
+    http_status = 413
 
 
 class FailedPreconditionError(ServingError):
@@ -124,12 +131,17 @@ def error_for_code(code: grpc.StatusCode, message: str) -> ServingError:
 
 
 def as_serving_error(err: BaseException) -> ServingError:
-    """Classify any exception: ours as is, TensorFlow's by its code, the rest INTERNAL."""
+    """Classify any exception: ours as is, TensorFlow's by its code, missing or unreadable
+    files as TensorFlow's file system reports them, the rest INTERNAL."""
     if isinstance(err, ServingError):
         return err
     if isinstance(err, tf.errors.OpError):
         code = _BY_NUMBER.get(err.error_code, grpc.StatusCode.UNKNOWN)
         return error_for_code(code, err.message)
+    if isinstance(err, FileNotFoundError):  # tf.saved_model.load turns NOT_FOUND into this
+        return NotFoundError(str(err))
+    if isinstance(err, PermissionError):
+        return PermissionDeniedError(str(err))
     return InternalError(f"{type(err).__name__}: {err}")
 
 
@@ -164,4 +176,5 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 def to_http_status(err: BaseException) -> tuple[int, str]:
     """The (HTTP status, message) a REST client receives for `err`."""
     serving_error = as_serving_error(err)
-    return HTTP_STATUS.get(serving_error.code, 500), serving_error.message
+    status = serving_error.http_status or HTTP_STATUS.get(serving_error.code, 500)
+    return status, serving_error.message

@@ -168,6 +168,30 @@ FLAGS: tuple[Flag, ...] = (
         "MonitoringConfig text proto (Prometheus page on the REST port)",
         True,
     ),
+    # tfstack's own: limits and authentication (serving.auth) that TF Serving leaves to a proxy.
+    Flag(
+        "max_request_bytes",
+        int,
+        2**31 - 1,
+        "largest gRPC request message or REST body accepted, and largest decoded request "
+        "tensor; larger requests get RESOURCE_EXHAUSTED (HTTP 413) (tfstack)",
+        True,
+    ),
+    Flag(
+        "rest_api_max_json_depth",
+        int,
+        64,
+        "deepest nesting of arrays and objects accepted in a REST request body (tfstack)",
+        True,
+    ),
+    Flag(
+        "auth_token_file",
+        str,
+        "",
+        "require 'authorization: Bearer <token>' (a token from this file, one per line) on "
+        "gRPC and REST; health checks stay open (tfstack)",
+        True,
+    ),
     Flag("num_load_threads", int, 0, "threads loading servables"),
     Flag("num_unload_threads", int, 0, "threads unloading servables"),
     Flag("flush_filesystem_caches", parse_bool, True, "flush file system caches after loads"),

@@ -55,9 +55,15 @@ def abort(context: grpc.ServicerContext, err: BaseException) -> NoReturn:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService."""
 
-    def __init__(self, dataplane: DataPlane, as_tensor_content: bool = False) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        as_tensor_content: bool = False,
+        max_tensor_bytes: int = tensors.MAX_TENSOR_BYTES,
+    ) -> None:
         self._dataplane = dataplane
         self._as_tensor_content = as_tensor_content
+        self._max_tensor_bytes = max_tensor_bytes
 
     def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
@@ -68,7 +74,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 request.model_spec.signature_name,
                 request.inputs,
                 list(request.output_filter),
-                decode=lambda alias, proto: tensors.to_ndarray(proto, alias),
+                decode=lambda alias, proto: tensors.to_ndarray(
+                    proto, alias, self._max_tensor_bytes
+                ),
             )
             response = predict_pb2.PredictResponse()
             response.model_spec.name = result.model_name
@@ -210,10 +218,11 @@ def add_services(
     dataplane: DataPlane,
     health_reporter: HealthReporter,
     as_tensor_content: bool = False,
+    max_tensor_bytes: int = tensors.MAX_TENSOR_BYTES,
 ) -> list[str]:
     """Register every service on `server`; returns their full names (for reflection)."""
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(dataplane, as_tensor_content), server
+        PredictionServicer(dataplane, as_tensor_content, max_tensor_bytes), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(dataplane), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_reporter.servicer, server)

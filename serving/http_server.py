@@ -8,6 +8,11 @@ Paths under /v1/ go to serving.rest_api; the Prometheus path (when enabled by
 TF Serving. A request running longer than `timeout_ms` (--rest_api_timeout_in_ms,
 <= 0: no limit) is answered DEADLINE_EXCEEDED (HTTP 504); Python cannot
 interrupt the model, so that computation finishes in the background.
+Before a body is read: with `tokens` (--auth_token_file) a request without an
+accepted bearer token gets 401 (the probes stay open); a body declared or found
+larger than `max_body_bytes` (--max_request_bytes) gets 413. The Content-Type is
+not looked at, as in TF Serving (`curl -d` sends form-urlencoded): any body must
+be JSON. CORS headers are only sent with --rest_api_enable_cors_support.
 stop() closes the port, lets in-flight requests finish within the grace
 period, then closes the remaining connections.
 """
@@ -23,9 +28,17 @@ from typing import Any
 
 from aiohttp import web
 
-from serving.errors import DeadlineExceededError, NotFoundError, UnavailableError, to_http_status
+from serving.auth import CHALLENGE, BearerTokens
+from serving.errors import (
+    DeadlineExceededError,
+    NotFoundError,
+    RequestTooLargeError,
+    UnauthenticatedError,
+    UnavailableError,
+    to_http_status,
+)
 from serving.json_values import error_body
-from serving.rest_api import API_PATH, JSON_CONTENT_TYPE, RestApi
+from serving.rest_api import API_PATH, JSON_CONTENT_TYPE, LIVE_PATH, READY_PATH, RestApi
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +68,12 @@ class HttpServer:
         enable_cors: bool = False,
         metrics_path: str | None = None,
         metrics_page: MetricsPage | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        tokens: BearerTokens | None = None,
     ) -> None:
         self._api = api
+        self._max_body_bytes = max_body_bytes
+        self._tokens = tokens
         self._host, self._port = host, port
         self._timeout = timeout_ms / 1000 if timeout_ms > 0 else None
         self._timeout_ms = timeout_ms
@@ -97,8 +114,9 @@ class HttpServer:
             self._close()
 
     async def _start(self) -> int:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app = web.Application(client_max_size=self._max_body_bytes)
+        # Every path is ours to answer (with JSON), even one with a %0A in it.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_SECONDS)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
@@ -130,14 +148,22 @@ class HttpServer:
 
     async def _respond(self, request: web.Request) -> web.Response:
         path = request.rel_url.raw_path
-        body = await request.read()
+        is_api = bool(API_PATH.fullmatch(path))
+        if is_api and request.method == "OPTIONS" and self._cors:  # a browser's preflight
+            return web.Response(status=200, headers=self._cors)  # (sent without credentials)
+        if self._tokens is not None and path not in (LIVE_PATH, READY_PATH):
+            problem = self._tokens.check(request.headers.get("Authorization"))
+            if problem:
+                return self._error(UnauthenticatedError(problem), {"WWW-Authenticate": CHALLENGE})
+        try:
+            body = await self._read_body(request)
+        except RequestTooLargeError as err:
+            return self._error(err, {"Connection": "close"})  # the rest of it is not read
         if self._metrics_page is not None and path == self._metrics_path:
             page, content_type = await self._run(self._metrics_page)
             return web.Response(body=page, headers={"Content-Type": content_type})
-        if not API_PATH.fullmatch(path):
+        if not is_api:
             return self._error(NotFoundError(f"Not found: {request.method} {path}"))
-        if request.method == "OPTIONS" and self._cors:  # a browser's CORS preflight
-            return web.Response(status=200, headers=self._cors)
         try:
             status, payload = await asyncio.wait_for(
                 self._run(self._api.handle, request.method, path, body), self._timeout
@@ -155,13 +181,26 @@ class HttpServer:
             headers={"Content-Type": JSON_CONTENT_TYPE, **self._cors},
         )
 
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, refused before reading when its declared length is too large, and
+        while reading once it grows too large (chunked, or decompressed)."""
+        too_large = RequestTooLargeError(
+            f"Request body is larger than {self._max_body_bytes} bytes (--max_request_bytes)"
+        )
+        if (request.content_length or 0) > self._max_body_bytes:
+            raise too_large
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
+
     def _run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         return self._loop.run_in_executor(self._executor, function, *args)
 
-    def _error(self, err: Exception) -> web.Response:
+    def _error(self, err: Exception, headers: dict[str, str] | None = None) -> web.Response:
         status, message = to_http_status(err)
         return web.Response(
             status=status,
             body=error_body(message),
-            headers={"Content-Type": JSON_CONTENT_TYPE, **self._cors},
+            headers={"Content-Type": JSON_CONTENT_TYPE, **self._cors, **(headers or {})},
         )

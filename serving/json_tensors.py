@@ -258,6 +258,8 @@ def _array(flat: list[Any], dtype: int, shape: Sequence[int]) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = flat
         return array.reshape(shape)
+    if dtype not in _NUMPY_DTYPES:  # reached with no value to convert: an empty list
+        raise UnimplementedError(f"Conversion of JSON Value: [] to type: {_dtype_string(dtype)}")
     return np.array(flat, dtype=_NUMPY_DTYPES[dtype]).reshape(shape)
 
 

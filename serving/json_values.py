@@ -23,13 +23,17 @@ from serving.errors import InvalidArgumentError
 
 SIGNATURE_KEY = "signature_name"
 B64_KEY = "b64"
+# Nesting accepted by default (--rest_api_max_json_depth): a rank-4 image batch in the row
+# format is 6 deep; the C parser itself gives up near Python's recursion limit (~1000).
+MAX_DEPTH = 64
 MAX_ERROR_VALUE_CHARS = 256  # TF Serving prints the whole value (its TODO: truncate)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The request document: a JSON object (NaN and Infinity allowed, as TF Serving)."""
+def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """The request document: a JSON object (NaN and Infinity allowed, as TF Serving) whose
+    arrays and objects nest at most `max_depth` deep."""
     if not body:
         raise InvalidArgumentError("JSON Parse error: The document is empty")
     try:
@@ -40,9 +44,32 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise InvalidArgumentError(f"JSON Parse error: {err.msg} at offset: {err.pos}") from err
     except RecursionError as err:
         raise InvalidArgumentError("JSON Parse error: the document is nested too deeply") from err
+    if _deeper_than(doc, max_depth):
+        raise InvalidArgumentError(
+            f"JSON Parse error: the document nests arrays and objects more than {max_depth} "
+            "levels deep (--rest_api_max_json_depth)"
+        )
     if not isinstance(doc, dict):
         raise format_error(doc, "Is not object")
     return doc
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (breadth first: no recursion,
+    and a wide, flat tensor costs one pass)."""
+    level = [doc] if isinstance(doc, list | dict) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for container in level
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, list | dict)
+        ]
+    return False
 
 
 def signature_name(doc: Mapping[str, Any]) -> str:

@@ -292,6 +292,13 @@ class ModelManager:
             raise NotFoundError(f"Could not find any versions of model {name}")
         return [statuses[v] for v in sorted(statuses, reverse=True)]
 
+    def known_versions(self, name: str) -> set[int] | None:
+        """Versions of `name` the server has a status for; None if it never knew `name`."""
+        with self._lock:
+            if name not in self._models and name not in self._statuses:
+                return None
+            return set(self._statuses.get(name, {}))
+
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)
@@ -440,6 +447,7 @@ class ModelManager:
                 model.serving = {v: s for v, s in model.serving.items() if v != version}
             if servable is not None:
                 servable.close()  # no new request finds it; finish the queued ones
+            servable = None  # drop ours before END: a listener may free its memory
             self._set_status(servable_id, State.END)
             log.info("Unloaded servable version %s", servable_id)
         if versions:

@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import Metric
 
@@ -119,6 +125,9 @@ class ServingMetrics:
             ["model", "version", "event"],
             registry=ours,
         )
+        # process_resident_memory_bytes, process_open_fds, ...: what an operator (and the
+        # reliability tests) watch for leaks, as most Prometheus exporters offer.
+        ProcessCollector(registry=ours)
 
     def observe_request(
         self,

@@ -32,6 +32,7 @@ from typing import Any
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
+from serving import config as model_config
 from serving import json_examples, json_tensors, json_values
 from serving.dataplane import SIGNATURE_DEF_FIELD, DataPlane, ModelRef
 from serving.errors import InvalidArgumentError, ServingError, to_http_status
@@ -61,9 +62,15 @@ Response = tuple[int, bytes]
 class RestApi:
     """One request in, (HTTP status, JSON body) out."""
 
-    def __init__(self, dataplane: DataPlane, is_draining: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        is_draining: Callable[[], bool],
+        max_json_depth: int = json_values.MAX_DEPTH,
+    ) -> None:
         self._dataplane = dataplane
         self._is_draining = is_draining
+        self._max_json_depth = max_json_depth
 
     def handle(self, method: str, path: str, body: bytes) -> Response:
         """Answer `method` on the raw (still percent-encoded) `path`."""
@@ -99,7 +106,7 @@ class RestApi:
         raise InvalidArgumentError(f"Malformed request: {method} {path}")
 
     def _predict(self, model: ModelRef, body: bytes) -> bytes:
-        doc = json_values.parse_json(body)
+        doc = json_values.parse_json(body, self._max_json_depth)
         result = self._dataplane.predict_decoded(
             model,
             json_values.signature_name(doc),
@@ -108,13 +115,13 @@ class RestApi:
         return json_tensors.predict_response(result.outputs, json_tensors.request_format(doc))
 
     def _classify(self, model: ModelRef, body: bytes) -> bytes:
-        doc = json_values.parse_json(body)
+        doc = json_values.parse_json(body, self._max_json_depth)
         signature = json_values.signature_name(doc)
         result = self._dataplane.classify(model, signature, json_examples.examples_input(doc))
         return json_examples.classify_response(result.result)
 
     def _regress(self, model: ModelRef, body: bytes) -> bytes:
-        doc = json_values.parse_json(body)
+        doc = json_values.parse_json(body, self._max_json_depth)
         signature = json_values.signature_name(doc)
         result = self._dataplane.regress(model, signature, json_examples.examples_input(doc))
         return json_examples.regress_response(result.result)
@@ -154,17 +161,22 @@ class RestApi:
 
 
 def _model_ref(name: str, version: str | None, label: str | None) -> ModelRef:
-    """ParseModelInfo: percent-decoded name and label, a numeric version."""
+    """ParseModelInfo: percent-decoded name and label, a numeric version. A decoded name or
+    label that no config may hold (`..`, a `/`, a control character) is refused outright."""
     number = None
     if version is not None:
         number = int(version)
         if number > MAX_VERSION:
             raise InvalidArgumentError(f"Failed to convert version: {version} to numeric.")
-    return ModelRef(
+    ref = ModelRef(
         name=urllib.parse.unquote(name),
         version=number,
         label=urllib.parse.unquote(label) if label is not None else None,
     )
+    for what, value in (("model name", ref.name), ("version label", ref.label)):
+        if value and (problem := model_config.name_problem(value)):
+            raise InvalidArgumentError(f"Invalid {what} {value!r}: {problem}")
+    return ref
 
 
 def _version_status(status: VersionStatus) -> dict[str, Any]:

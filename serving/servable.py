@@ -27,6 +27,7 @@ from serving.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     as_serving_error,
 )
 from serving.tensors import dtype_name
@@ -39,13 +40,17 @@ def read_meta_graph(path: Path, tags: Collection[str]) -> meta_graph_pb2.MetaGra
     """The MetaGraphDef tagged exactly `tags` in the SavedModel at `path`."""
     binary, text = path / "saved_model.pb", path / "saved_model.pbtxt"
     saved_model = saved_model_pb2.SavedModel()
+    source = binary if binary.is_file() else text
     try:
-        if binary.is_file():
+        if source is binary:
             saved_model.ParseFromString(binary.read_bytes())
         else:
             text_format.Parse(text.read_text(), saved_model)
+    except PermissionError as err:  # e.g. copied in with another owner's mode 0600
+        raise PermissionDeniedError(f"Could not read SavedModel {source}: {err}") from err
+    except FileNotFoundError as err:  # the version was deleted while it was being loaded
+        raise NotFoundError(f"Could not read SavedModel {source}: {err}") from err
     except (message.DecodeError, text_format.ParseError, OSError) as err:
-        source = binary if binary.is_file() else text
         raise DataLossError(f"Could not parse SavedModel {source}: {err}") from err
     for meta_graph in saved_model.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):

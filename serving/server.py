@@ -13,18 +13,25 @@ the path --monitoring_config_file names, and tfstack's model-independent
 probes GET /v1/health/live (200 while the process serves) and
 GET /v1/health/ready (200 once every configured model has an AVAILABLE
 version and until shutdown begins; 503 naming the models that have none).
+
+tfstack's hardening (flags TF Serving does not have, off or at TF Serving's
+limits by default): --max_request_bytes caps a gRPC message, a REST body and a
+decoded request tensor; --rest_api_max_json_depth caps JSON nesting;
+--auth_token_file requires a bearer token (serving.auth).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from concurrent import futures
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 import tensorflow as tf
@@ -32,7 +39,8 @@ from grpc_reflection.v1alpha import reflection
 
 import tfstack
 from serving import config as model_config
-from serving import flags, monitoring, tls
+from serving import flags, memory, monitoring, tls
+from serving.auth import BearerTokens, TokenInterceptor
 from serving.batching import Batching
 from serving.dataplane import DataPlane
 from serving.errors import CancelledError, InvalidArgumentError, ServingError, UnavailableError
@@ -49,6 +57,8 @@ log = logging.getLogger(__name__)
 
 # TensorFlow Serving accepts messages up to INT_MAX bytes (SetMaxMessageSize(kint32max)).
 MAX_MESSAGE_BYTES = 2**31 - 1
+# How long SIGTERM lets in-flight requests finish (the Kubernetes manifests rely on 5 s).
+DRAIN_GRACE_SECONDS = 5.0
 STARTUP_FAILURE_EXIT_CODE = 255  # tensorflow_model_server's main() returns -1
 
 
@@ -89,6 +99,9 @@ class ServerOptions:
     rest_api_timeout_in_ms: int = 30000
     rest_api_enable_cors_support: bool = False
     monitoring_config_file: str = ""
+    max_request_bytes: int = MAX_MESSAGE_BYTES
+    rest_api_max_json_depth: int = 64
+    auth_token_file: str = ""
 
     @classmethod
     def from_args(cls, args: object) -> ServerOptions:
@@ -176,6 +189,12 @@ class ModelServer:
         channel_arguments = parse_channel_arguments(options.grpc_channel_arguments)
         credentials = self._credentials()  # before loading: a bad file fails fast
         metrics_path = self._prometheus_path()  # likewise
+        tokens = self._tokens()  # likewise
+        for limit in ("max_request_bytes", "rest_api_max_json_depth"):
+            if getattr(options, limit) <= 0:
+                raise InvalidArgumentError(
+                    f"--{limit} must be positive, got {getattr(options, limit)}"
+                )
         initial_config = self._initial_config()
         configure_tensorflow_threads(options)
         self._batching = Batching.from_flags(
@@ -191,22 +210,24 @@ class ModelServer:
                 max_workers=max(options.grpc_max_threads, 1), thread_name_prefix="grpc"
             ),
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 *channel_arguments,
             ],
+            interceptors=[TokenInterceptor(tokens)] if tokens is not None else None,
         )
         services = add_services(
             self._grpc,
             self.dataplane,
             self._health,
             as_tensor_content=options.enable_serialization_as_tensor_content,
+            max_tensor_bytes=options.max_request_bytes,
         )
         reflection.enable_server_reflection([*services, reflection.SERVICE_NAME], self._grpc)
         port = self.port = self._bind(self._grpc, credentials)
         self._grpc.start()
         self._health.serving()
-        self._start_http(metrics_path)
+        self._start_http(metrics_path, tokens)
         self._start_config_poller(initial_config)
         log.info("Running gRPC ModelServer at %s ...", _address(options.grpc_bind_address, port))
         if options.grpc_socket_path:
@@ -222,7 +243,7 @@ class ModelServer:
         """Block until request_stop() was called; False if `timeout` passed first."""
         return self._stopping.wait(timeout)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = DRAIN_GRACE_SECONDS) -> None:
         """Stop accepting RPCs, let in-flight ones finish (up to `grace` s), unload models."""
         with self._stop_lock:
             if self._stopped.is_set():
@@ -284,7 +305,7 @@ class ModelServer:
         path = self.options.monitoring_config_file
         return monitoring.prometheus_path(monitoring.read_monitoring_config(path)) if path else None
 
-    def _start_http(self, metrics_path: str | None) -> None:
+    def _start_http(self, metrics_path: str | None, tokens: BearerTokens | None) -> None:
         """The REST API (and the metrics page) on --rest_api_port, unless it is 0 or the
         gRPC port (TF Serving logs that and serves gRPC only); -1 picks a free port."""
         options = self.options
@@ -298,7 +319,11 @@ class ModelServer:
             return
         host = options.rest_api_bind_address or options.grpc_bind_address
         self._http = HttpServer(
-            RestApi(self.dataplane.for_entrypoint(REST), self._stopping.is_set),
+            RestApi(
+                self.dataplane.for_entrypoint(REST),
+                self._stopping.is_set,
+                max_json_depth=options.rest_api_max_json_depth,
+            ),
             host,
             max(options.rest_api_port, 0),
             options.rest_api_num_threads,
@@ -306,6 +331,8 @@ class ModelServer:
             enable_cors=options.rest_api_enable_cors_support,
             metrics_path=metrics_path,
             metrics_page=self.metrics.render,
+            max_body_bytes=options.max_request_bytes,
+            tokens=tokens,
         )
         self.rest_port = self._http.start()
         log.info("Exporting HTTP/REST API at:%s ...", _address(host, self.rest_port))
@@ -313,6 +340,11 @@ class ModelServer:
             log.info(
                 "Exporting Prometheus metrics at:%s%s", _address(host, self.rest_port), metrics_path
             )
+
+    def _tokens(self) -> BearerTokens | None:
+        """Accepted bearer tokens from --auth_token_file; None: no authentication."""
+        path = self.options.auth_token_file
+        return BearerTokens.read(path) if path else None
 
     def _credentials(self) -> grpc.ServerCredentials | None:
         """TLS credentials from --ssl_config_file; None serves plaintext."""
@@ -355,23 +387,30 @@ class ModelServer:
         self._config_poller.start()
 
     def _poll_config_file(self, applied: model_config.ModelServerConfig, wait: float) -> None:
-        """Re-read --model_config_file every `wait` s and apply it when it changed."""
+        """Re-read --model_config_file every `wait` s and apply it when it changed. A file
+        that cannot be read or is invalid changes nothing: what runs keeps serving, and the
+        problem is logged once, not on every poll."""
         path = self.options.model_config_file
+        unreadable, rejected = "", None
         while not self._stopping.wait(wait):
             try:
                 current = model_config.read_config_file(path)
             except ServingError as err:
-                log.error("Failed to read ModelServerConfig file: %s", err.message)
+                if err.message != unreadable:
+                    log.error("Failed to read ModelServerConfig file: %s", err.message)
+                    unreadable = err.message
                 continue
-            if current == applied:
+            unreadable = ""
+            if current in (applied, rejected):
                 continue
             try:
                 self.manager.load_config(current)
-                applied = current
+                applied, rejected = current, None
                 log.info("Reloaded model config from %s", path)
             except CancelledError:
                 return
             except ServingError as err:
+                rejected = current
                 log.error("Failed to reload model config from %s: %s", path, err)
 
 
@@ -388,6 +427,17 @@ def _setup_logging() -> None:
         format="%(asctime)s.%(msecs)03d: %(levelname).1s %(name)s] %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
+
+
+def _exit_at_once(code: int) -> NoReturn:
+    """End the process once stop() has drained it. Python's own finalization would first
+    run a full garbage collection of everything TensorFlow built (seconds, that Kubernetes'
+    grace period counts) and wait for request threads that a model call stuck past the grace
+    period still holds; nothing is left that needs it."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -409,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return STARTUP_FAILURE_EXIT_CODE
 
     server = ModelServer(ServerOptions.from_args(args))
+    memory.release_memory_of_unloaded_versions(server.manager)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -428,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while not server.wait_for_stop_request(0.5):
             pass
         server.stop()
-        return 0
+        _exit_at_once(0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

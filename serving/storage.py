@@ -5,7 +5,7 @@ Serving's FileSystemStoragePathSource reads it) that already contains a
 `saved_model.pb` (or `.pbtxt`): a directory still being created or copied,
 and temporary ones (`.tmp-...`), are not versions yet. A fingerprint of a
 directory's files lets the manager retry a failed load exactly when the
-directory changed, e.g. when a slow copy completed.
+directory changed, e.g. when a slow copy completed or its permissions were fixed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from serving.errors import InvalidArgumentError
 SAVED_MODEL_FILENAMES = ("saved_model.pb", "saved_model.pbtxt")
 _VERSION_NAME = re.compile(r"[0-9]+")
 
-# (relative path, size, mtime in ns) of every file, sorted.
-Fingerprint = tuple[tuple[str, int, int], ...]
+# (relative path, size, mtime in ns, ctime in ns) of every file, sorted. The ctime changes
+# with a chmod or chown too, so fixing a version's permissions is a change worth a retry.
+Fingerprint = tuple[tuple[str, int, int, int], ...]
 
 
 def list_versions(model_name: str, base_path: str | os.PathLike) -> dict[int, Path]:
@@ -52,5 +53,7 @@ def fingerprint(path: Path) -> Fingerprint:
                 stat = os.stat(full)
             except OSError:  # removed while we looked: the next poll sees the change
                 continue
-            entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
+            entries.append(
+                (os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            )
     return tuple(sorted(entries))

@@ -21,9 +21,14 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from serving.errors import InvalidArgumentError
 
-# The same limit as a gRPC message (TensorFlow Serving allows INT_MAX bytes):
-# a tensor cannot legitimately expand beyond what could have been sent.
+# The default limit of a gRPC message (TensorFlow Serving allows INT_MAX bytes): a
+# tensor cannot legitimately expand beyond what could have been sent, but a short typed
+# field ("repeat the last value") lets a few bytes declare gigabytes. Servers pass their
+# --max_request_bytes instead.
 MAX_TENSOR_BYTES = 2**31 - 1
+# What one DT_STRING element costs once decoded, at least: a pointer in numpy's object
+# array (the bytes objects come on top), so a huge string shape is refused up front too.
+_STRING_ELEMENT_BYTES = np.dtype(object).itemsize
 
 # dtype -> (repeated field holding its values, proto values per element)
 _VALUE_FIELDS: dict[int, tuple[str, int]] = {
@@ -54,8 +59,11 @@ def dtype_name(dtype: int) -> str:
         return f"DataType({dtype})"
 
 
-def to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.ndarray:
-    """Decode a request tensor; raises InvalidArgumentError naming `alias` if malformed."""
+def to_ndarray(
+    proto: tensor_pb2.TensorProto, alias: str, max_bytes: int = MAX_TENSOR_BYTES
+) -> np.ndarray:
+    """Decode a request tensor; raises InvalidArgumentError naming `alias` if malformed or
+    if its decoded size would exceed `max_bytes`."""
 
     def invalid(detail: str) -> InvalidArgumentError:
         return InvalidArgumentError(f"tensor parsing error: {alias} ({detail})")
@@ -69,9 +77,12 @@ def to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.ndarray:
         raise invalid(f"negative dimension in shape {dims}")
     num_elements = math.prod(dims)
     is_string = proto.dtype == types_pb2.DT_STRING
-    itemsize = 0 if is_string else tf.as_dtype(proto.dtype).size
-    if num_elements * itemsize > MAX_TENSOR_BYTES:
-        raise invalid(f"shape {dims} is too large")
+    itemsize = _STRING_ELEMENT_BYTES if is_string else tf.as_dtype(proto.dtype).size
+    if num_elements * itemsize > max_bytes:
+        raise invalid(
+            f"shape {dims} is too large: {num_elements * itemsize} bytes decoded, "
+            f"more than the limit of {max_bytes}"
+        )
 
     if proto.tensor_content:
         if is_string:
@@ -92,7 +103,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto, alias: str) -> np.ndarray:
             )
     try:
         return tf.make_ndarray(proto)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:  # e.g. 300 in a DT_UINT8's int_val
         raise invalid(str(err)) from err
 
 
