@@ -166,7 +166,7 @@ def test_demo_end_to_end_reusing_a_checkpoint(superres_workdir, tmp_path):
 
     workdir = tmp_path / "demo"
     shutil.copytree(superres_workdir, workdir)
-    assert run_demo(workdir, ["superres"], preset="tiny") == 0
+    assert run_demo(workdir, ["superres"], preset="tiny", compress=False) == 0
     report = json.loads((workdir / "demo_report.json").read_text())
     assert report["passed"] and report["server_exit_code"] == 0
     served = report["families"]["superres"]["served"]
