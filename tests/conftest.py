@@ -16,3 +16,16 @@ def superres_workdir(tmp_path_factory):
         == 0
     )
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tumor_workdir(tmp_path_factory):
+    """A workdir with the `tiny` tumor preset trained once (slides included), through the CLI."""
+    from tfstack.cli import main
+
+    workdir = tmp_path_factory.mktemp("tumor-work")
+    assert (
+        main(["train", "tumor", "--preset", "tiny", "--no-progress", "--workdir", str(workdir)])
+        == 0
+    )
+    return workdir

@@ -16,7 +16,10 @@ from tfstack.console import console, print_table, write_json
 DEFAULT_WORKDIR = Path(os.environ.get("TFSTACK_WORKDIR", "tfstack-work"))
 # Families with commands of their own (`tfstack tumor scan ...`): each module has
 # `register(commands, with_workdir)` and must not import TensorFlow at import time.
-FAMILY_COMMANDS: tuple[str, ...] = ()
+FAMILY_COMMANDS: tuple[str, ...] = (
+    "compression.commands",
+    "models.tumor.commands",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--preset", help="training preset for every family (default: each's demo)")
     demo.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    demo.add_argument(
+        "--no-compress", action="store_true", help="skip the compression pipeline step"
+    )
     demo.set_defaults(handler=_demo)
 
     for module in FAMILY_COMMANDS:
@@ -183,7 +189,13 @@ def _predict(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from tfstack.demo import run_demo
 
-    return run_demo(args.workdir, args.models, preset=args.preset, retrain=args.retrain)
+    return run_demo(
+        args.workdir,
+        args.models,
+        preset=args.preset,
+        retrain=args.retrain,
+        compress=not args.no_compress,
+    )
 
 
 def _family_list(text: str) -> tuple[str, ...]:
