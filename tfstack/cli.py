@@ -20,6 +20,7 @@ FAMILY_COMMANDS: tuple[str, ...] = (
     "compression.commands",
     "models.tumor.commands",
     "models.nmt.commands",
+    "models.colorize.commands",
     "models.speech.commands",
 )
 
