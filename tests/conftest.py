@@ -32,6 +32,18 @@ def tumor_workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def nmt_workdir(tmp_path_factory):
+    """A workdir with the `tiny` nmt preset (pip-only corpus) trained once, through the CLI."""
+    from tfstack.cli import main
+
+    workdir = tmp_path_factory.mktemp("nmt-work")
+    assert (
+        main(["train", "nmt", "--preset", "tiny", "--no-progress", "--workdir", str(workdir)]) == 0
+    )
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def speech_workdir(tmp_path_factory):
     """A workdir with the `tiny` speech preset trained once, through the CLI. Its audio is
     synthesised into the user's cache (`$TFSTACK_CACHE`) once per machine."""

@@ -250,7 +250,7 @@ def model_configs(docs: list[dict]) -> dict[str, dict[str, dict]]:
 def test_canary_serves_stable_and_candidate_versions(manifests):
     configs = model_configs(manifests["overlays/canary"])
     stable, canary = configs["tfstack-models-config"], configs["tfstack-models-config-canary"]
-    assert set(stable) == set(canary) == {"superres", "tumor", "colorize"}
+    assert set(stable) == set(canary) == {"superres", "tumor", "colorize", "speech", "nmt"}
     for model in stable:
         (version,) = stable[model]["versions"]
         assert stable[model]["labels"] == {"stable": version}

@@ -101,7 +101,7 @@ def test_server_reads_the_generated_config_files(rendered, name, tmp_path):
             config = model_config.read_config_file(written(maps[key]["models.config"]))
             model_config.validate(config)
             served = [entry.name for entry in config.model_config_list.config]
-            assert served == ["superres", "tumor", "colorize"]
+            assert served == ["superres", "tumor", "colorize", "speech", "nmt"]
     options = batching_config.read_options(
         written(maps["tfstack-batching-config"]["batching.config"])
     )

@@ -19,6 +19,7 @@ DEFAULT_WORKDIR = Path(os.environ.get("TFSTACK_WORKDIR", "tfstack-work"))
 FAMILY_COMMANDS: tuple[str, ...] = (
     "compression.commands",
     "models.tumor.commands",
+    "models.nmt.commands",
     "models.colorize.commands",
     "models.speech.commands",
 )
