@@ -80,7 +80,7 @@ def test_greedy_translation_is_the_decoded_model_output(loaded, model, vocab):
     translations = _strings(loaded["greedy"](text=tf.constant(SENTENCES)))
     expected = []
     # The signature cuts a source after MAX_SOURCE_TOKENS - 1 subwords, then appends EOS.
-    sources = [list(ids)[: MAX_SOURCE_TOKENS - 1] + [EOS_ID] for ids in vocab.encode(SENTENCES)]
+    sources = [[*ids[: MAX_SOURCE_TOKENS - 1], EOS_ID] for ids in vocab.encode(SENTENCES)]
     longest = target_limit(max(len(ids) for ids in sources))
     for ids in sources:
         source = tf.constant([ids])
