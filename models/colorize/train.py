@@ -14,17 +14,15 @@ checkpoint reads as missing.
 import dataclasses
 import json
 import pathlib
-import time
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.colorize import chroma, data
 from models.colorize.colorizer import Colorizer
 from models.colorize.model import build_chroma_network, build_refinement_network
 from models.superres import data as photos
+from models.training import TrainingLog
 from tfstack.atomic import atomic_write, atomic_write_text
 
 CONFIG_FILE = "config.json"
@@ -187,41 +185,15 @@ def _fit(
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return cross_entropy, squared_error
 
-    chunks, chunk_losses = [], []
-    start = chunk_start = time.perf_counter()
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("colorize", total=config.steps, ce=float("nan"), rate=0.0)
+    with TrainingLog(
+        "colorize", config.steps, config.log_every, progress, "cross_entropy", "cross-entropy"
+    ) as log:
         for step, batch in enumerate(batches.take(config.steps), start=1):
-            chunk_losses.append([float(value) for value in train_step(batch)])
-            bar.update(task, completed=step)
-            if step % config.log_every and step < config.steps:
-                continue
-            now = time.perf_counter()
-            cross_entropy, squared_error = np.mean(chunk_losses, axis=0)
-            chunks.append(
-                {
-                    "step": step,
-                    "cross_entropy": float(cross_entropy),
-                    "refine_mse": float(squared_error),
-                    "seconds": round(now - start, 3),
-                    "steps_per_second": round(len(chunk_losses) / (now - chunk_start), 2),
-                }
+            cross_entropy, squared_error = train_step(batch)
+            log.step(
+                step, {"cross_entropy": float(cross_entropy), "refine_mse": float(squared_error)}
             )
-            bar.update(task, ce=chunks[-1]["cross_entropy"], rate=chunks[-1]["steps_per_second"])
-            chunk_losses, chunk_start = [], now
-    return {"seconds": round(time.perf_counter() - start, 3), "chunks": chunks}
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("cross-entropy {task.fields[ce]:.3f}"),
-        TextColumn("{task.fields[rate]:.1f} steps/s"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
+    return log.history()
 
 
 def _save_checkpoint(

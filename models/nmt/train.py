@@ -14,16 +14,15 @@ import dataclasses
 import json
 import math
 import pathlib
-import time
 from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.nmt import corpus
 from models.nmt.model import LuongSeq2Seq, build_seq2seq
 from models.nmt.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary, train_sentencepiece
+from models.training import TrainingLog
 from tfstack.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 
 CONFIG_FILE = "config.json"
@@ -211,44 +210,15 @@ def _fit(model: LuongSeq2Seq, batches: tf.data.Dataset, config: TrainConfig, pro
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
-    chunks, chunk_losses = [], []
-    start = chunk_start = time.perf_counter()
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("nmt", total=config.steps, loss=float("nan"), rate=0.0)
+    with TrainingLog("nmt", config.steps, config.log_every, progress) as log:
         for step, batch in enumerate(batches.take(config.steps), start=1):
-            chunk_losses.append(float(train_step(*batch)))
-            bar.update(task, completed=step)
-            if step % config.log_every and step < config.steps:
-                continue
-            if not math.isfinite(chunk_losses[-1]):
+            loss = float(train_step(*batch))
+            if not math.isfinite(loss):
                 raise ValueError(
-                    f"training diverged at step {step} (loss {chunk_losses[-1]}); "
-                    "try a lower learning_rate"
+                    f"training diverged at step {step} (loss {loss}); try a lower learning_rate"
                 )
-            now = time.perf_counter()
-            chunks.append(
-                {
-                    "step": step,
-                    "loss": sum(chunk_losses) / len(chunk_losses),
-                    "seconds": round(now - start, 3),
-                    "steps_per_second": round(len(chunk_losses) / (now - chunk_start), 2),
-                }
-            )
-            bar.update(task, loss=chunks[-1]["loss"], rate=chunks[-1]["steps_per_second"])
-            chunk_losses, chunk_start = [], now
-    return {"seconds": round(time.perf_counter() - start, 3), "chunks": chunks}
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TextColumn("{task.fields[rate]:.1f} steps/s"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
+            log.step(step, {"loss": loss})
+    return log.history()
 
 
 def _save_checkpoint(

@@ -10,14 +10,13 @@ as missing rather than as a model that does not match its config.
 import dataclasses
 import json
 import pathlib
-import time
 
 import tensorflow as tf
 import tf_keras as keras
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.superres import data
 from models.superres.model import build_espcn
+from models.training import TrainingLog
 from tfstack import distribute
 from tfstack.atomic import atomic_write, atomic_write_text
 
@@ -147,43 +146,10 @@ def _fit(
         losses = replicas.run(replica_step, args=(lr, hr))
         return replicas.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-    chunks, chunk_losses = [], []
-    start = chunk_start = time.perf_counter()
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("superres", total=config.steps, loss=float("nan"), rate=0.0)
+    with TrainingLog("superres", config.steps, config.log_every, progress) as log:
         for step, (lr, hr) in enumerate(batches, start=1):
-            chunk_losses.append(float(train_step(lr, hr)))
-            bar.update(task, completed=step)
-            if step % config.log_every and step < config.steps:
-                continue
-            now = time.perf_counter()
-            chunks.append(
-                {
-                    "step": step,
-                    "loss": sum(chunk_losses) / len(chunk_losses),
-                    "seconds": round(now - start, 3),
-                    "steps_per_second": round(len(chunk_losses) / (now - chunk_start), 2),
-                }
-            )
-            bar.update(task, loss=chunks[-1]["loss"], rate=chunks[-1]["steps_per_second"])
-            chunk_losses, chunk_start = [], now
-    return {
-        "seconds": round(time.perf_counter() - start, 3),
-        "replicas": replicas.num_replicas_in_sync,
-        "chunks": chunks,
-    }
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[rate]:.1f} steps/s"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
+            log.step(step, {"loss": float(train_step(lr, hr))})
+    return {**log.history(), "replicas": replicas.num_replicas_in_sync}
 
 
 def _save_checkpoint(

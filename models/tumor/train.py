@@ -24,6 +24,7 @@ import tensorflow as tf
 import tf_keras as keras
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from models.training import TrainingLog
 from models.tumor import data, slides
 from models.tumor.model import build_patch_classifier
 from tfstack.atomic import atomic_write, atomic_write_text
@@ -139,7 +140,7 @@ def slide_set(
     key = json.dumps([dataclasses.asdict(spec), count, config.slide_seed], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     directory = tumor_dir(workdir) / "slides" / f"{split}-{digest}"
-    with _progress_bar(progress, slides_only=True) as bar:
+    with _slides_progress_bar(progress) as bar:
         task = bar.add_task(f"{split} slides", total=count)
         return slides.make_slides(
             directory,
@@ -228,50 +229,27 @@ def _fit(
         return loss
 
     boundaries = [round(f * config.steps) for f in config.mining_at] + [config.steps]
-    chunks, mining, chunk_losses = [], [], []
-    start = chunk_start = time.perf_counter()
-    step = 0
-    with _progress_bar(progress) as bar:
-        task = bar.add_task("tumor", total=config.steps, loss=float("nan"), rate=0.0)
+    mining, step = [], 0
+    with TrainingLog("tumor", config.steps, config.log_every, progress) as log:
         for phase_end in boundaries:
             hard_fraction = config.hard_fraction if mining else 0.0
             for patches, labels in data.batches(sampler, config.batch_size, hard_fraction).take(
                 phase_end - step
             ):
                 step += 1
-                chunk_losses.append(float(train_step(patches, labels)))
-                bar.update(task, completed=step)
-                if step % config.log_every and step < phase_end:
-                    continue
-                now = time.perf_counter()
-                chunks.append(
-                    {
-                        "step": step,
-                        "loss": sum(chunk_losses) / len(chunk_losses),
-                        "seconds": round(now - start, 3),
-                        "steps_per_second": round(len(chunk_losses) / (now - chunk_start), 2),
-                    }
-                )
-                bar.update(task, loss=chunks[-1]["loss"], rate=chunks[-1]["steps_per_second"])
-                chunk_losses, chunk_start = [], now
+                log.step(step, {"loss": float(train_step(patches, labels))}, phase_end)
             if step < config.steps:
-                bar.update(task, description="tumor (mining)")
+                log.pause("tumor (mining)")
                 mined = mine_hard_negatives(
                     model, sampler, config.mining_pool, config.hard_negatives
                 )
                 mining.append({"step": step, **mined})
-                bar.update(task, description="tumor")
-                chunk_start = time.perf_counter()
-    return {"seconds": round(time.perf_counter() - start, 3), "chunks": chunks, "mining": mining}
+                log.resume()
+    return {**log.history(), "mining": mining}
 
 
-def _progress_bar(enabled: bool, slides_only: bool = False) -> Progress:
+def _slides_progress_bar(enabled: bool) -> Progress:
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
-    if not slides_only:
-        columns += [
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:.1f} steps/s"),
-        ]
     return Progress(*columns, TimeRemainingColumn(), disable=not enabled)
 
 
