@@ -1,4 +1,4 @@
-"""Bookkeeping shared by every family's custom training loop: progress and history.
+"""What every family's training shares: progress and history of the custom loop, presets.
 
 Each family writes its own `train_step` (losses differ); `TrainingLog` does the rest
 the same way everywhere: a rich progress bar with the latest mean loss and step rate,
@@ -8,11 +8,16 @@ loss averaged over the chunk, for the checkpoint's history and `tfstack train` o
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+T = TypeVar("T")
 
 
 class TrainingLog:
@@ -92,3 +97,20 @@ class TrainingLog:
     def history(self) -> dict:
         """{"seconds": total wall time, "chunks": [...]} for the checkpoint's history."""
         return {"seconds": round(time.perf_counter() - self._start, 3), "chunks": self.chunks}
+
+
+def preset_config(presets: Mapping[str, T], preset: str, steps: int | None = None) -> T:
+    """A family's `TrainConfig` for `preset`, with `steps` replaced when given."""
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(presets)}")
+    config = presets[preset]
+    return config if steps is None else dataclasses.replace(config, steps=steps)
+
+
+def has_checkpoint(load_trained: Callable[[Path], object], workdir: Path) -> bool:
+    """Whether `load_trained(workdir)` finds a model (it raises FileNotFoundError if not)."""
+    try:
+        load_trained(Path(workdir))
+    except FileNotFoundError:
+        return False
+    return True

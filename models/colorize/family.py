@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from models.colorize import images as cz_images
 from models.colorize import signatures as cz_signatures
 from models.colorize import train as cz_train
 from models.evaluation import Evaluation, ServedResult
+from models.training import has_checkpoint, preset_config
 
 NAME = "colorize"
 PRESETS = cz_train.PRESETS
@@ -31,20 +31,12 @@ def train(
     workdir: Path, preset: str = "demo", progress: bool = True, steps: int | None = None
 ) -> cz_train.Trained:
     """Train from a preset (optionally with a different step count)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = preset_config(PRESETS, preset, steps)
     return cz_train.train(config, Path(workdir), progress=progress)
 
 
 def is_trained(workdir: Path) -> bool:
-    try:
-        cz_train.load_trained(Path(workdir))
-    except FileNotFoundError:
-        return False
-    return True
+    return has_checkpoint(cz_train.load_trained, workdir)
 
 
 def evaluate(workdir: Path) -> Evaluation:

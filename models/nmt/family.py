@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from models.nmt import corpus
 from models.nmt import evaluate as nmt_evaluate
 from models.nmt import train as nmt_train
 from models.nmt.signatures import DEFAULT_BEAM_SIZE, TranslationModule
+from models.training import has_checkpoint, preset_config
 
 NAME = "nmt"
 PRESETS = nmt_train.PRESETS
@@ -25,21 +25,13 @@ WARMUP_TEXT = ("Change password", "The file could not be opened.")
 
 def train(workdir: Path, preset: str = "demo", progress: bool = True, steps: int | None = None):
     """Train from a preset (optionally with a different step count); returns the Keras model."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = preset_config(PRESETS, preset, steps)
     model, _ = nmt_train.train(config, Path(workdir), progress=progress)
     return model
 
 
 def is_trained(workdir: Path) -> bool:
-    try:
-        nmt_train.load_config(Path(workdir))
-    except FileNotFoundError:
-        return False
-    return True
+    return has_checkpoint(nmt_train.load_config, workdir)
 
 
 def evaluate(workdir: Path) -> Evaluation:

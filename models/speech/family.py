@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from models.speech import train as sp_train
 from models.speech.audio import wav_bytes
 from models.speech.demo import serve_demo  # noqa: F401  (part of the family interface)
 from models.speech.signatures import SpeechRecognitionModule
+from models.training import has_checkpoint, preset_config
 
 NAME = "speech"
 PRESETS = sp_train.PRESETS
@@ -22,20 +22,12 @@ DEMO_PRESET = "demo"
 
 def train(workdir: Path, preset: str = "demo", progress: bool = True, steps: int | None = None):
     """Train from a preset (optionally with a different step count); returns the Keras model."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = preset_config(PRESETS, preset, steps)
     return sp_train.train(config, Path(workdir), progress=progress)
 
 
 def is_trained(workdir: Path) -> bool:
-    try:
-        sp_train.load_trained(Path(workdir))
-    except FileNotFoundError:
-        return False
-    return True
+    return has_checkpoint(sp_train.load_trained, workdir)
 
 
 def evaluate(workdir: Path, progress: bool = True) -> Evaluation:

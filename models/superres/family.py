@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from models.superres import evaluate as sr_evaluate
 from models.superres import signatures as sr_signatures
 from models.superres import train as sr_train
 from models.superres.demo import serve_demo  # noqa: F401  (part of the family interface)
+from models.training import has_checkpoint, preset_config
 
 NAME = "superres"
 PRESETS = sr_train.PRESETS
@@ -25,20 +25,12 @@ WARMUP_PHOTO, WARMUP_SIDE = "coffee", 64
 
 def train(workdir: Path, preset: str = "demo", progress: bool = True, steps: int | None = None):
     """Train from a preset (optionally with a different step count); returns the Keras model."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = preset_config(PRESETS, preset, steps)
     return sr_train.train(config, Path(workdir), progress=progress)
 
 
 def is_trained(workdir: Path) -> bool:
-    try:
-        sr_train.load_trained(Path(workdir))
-    except FileNotFoundError:
-        return False
-    return True
+    return has_checkpoint(sr_train.load_trained, workdir)
 
 
 def evaluate(workdir: Path) -> Evaluation:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.evaluation import Evaluation, ServedResult
+from models.training import has_checkpoint, preset_config
 from models.tumor import baseline, overlay, scorers, slide_io, sources
 from models.tumor import evaluate as tumor_evaluate
 from models.tumor import signatures as tumor_signatures
@@ -28,20 +28,12 @@ PROBABILITIES_FILE = "tumor_probabilities.json"
 
 def train(workdir: Path, preset: str = "demo", progress: bool = True, steps: int | None = None):
     """Train from a preset (optionally with a different step count); returns the Keras model."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    config = PRESETS[preset]
-    if steps is not None:
-        config = dataclasses.replace(config, steps=steps)
+    config = preset_config(PRESETS, preset, steps)
     return tumor_train.train(config, Path(workdir), progress=progress)
 
 
 def is_trained(workdir: Path) -> bool:
-    try:
-        tumor_train.load_trained(Path(workdir))
-    except FileNotFoundError:
-        return False
-    return True
+    return has_checkpoint(tumor_train.load_trained, workdir)
 
 
 def evaluate(workdir: Path, progress: bool = True) -> Evaluation:
