@@ -59,13 +59,15 @@ def save_version(
     signatures: Mapping[str, object] | None = None,
     version: int | None = None,
     assets_extra: Mapping[str, bytes] | None = None,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> ExportedVersion:
     """Save `module` as `model_dir/<version>/`, atomically.
 
     `version=None` takes the next number after the highest existing one.
     An explicit version that already exists is refused: published versions
     are immutable, clients and caches rely on that. `assets_extra` files
-    (e.g. `tf_serving_warmup_requests`) go to `assets.extra/`.
+    (e.g. `tf_serving_warmup_requests`) go to `assets.extra/`; `extra_files` are
+    other files at paths relative to the version (e.g. `model.tflite`).
     """
     model_dir = Path(model_dir).absolute()
     if version is not None and version <= 0:
@@ -76,8 +78,9 @@ def save_version(
     temp_dir = model_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
     try:
         tf.saved_model.save(module, str(temp_dir), signatures=signatures)
-        for name, content in (assets_extra or {}).items():
-            extra = temp_dir / "assets.extra" / name
+        files = {f"assets.extra/{name}": content for name, content in (assets_extra or {}).items()}
+        for name, content in {**files, **(extra_files or {})}.items():
+            extra = temp_dir / name
             extra.parent.mkdir(parents=True, exist_ok=True)
             extra.write_bytes(content)
         _fsync_tree(temp_dir)
