@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import tensorflow as tf
 
 from serving import batching_config
 from serving.batching_config import BatchingOptions
@@ -144,7 +143,7 @@ def check_outputs(outputs: Mapping[str, np.ndarray], rows: int) -> None:
 class _Task:
     """The rows of one request (or one piece of a split request) awaiting their outputs."""
 
-    inputs: Mapping[str, Any]  # tensors as the servable checked them, or numpy pieces
+    inputs: Mapping[str, Any]  # arrays (or tensors) as the servable checked them, or pieces
     size: int
     shape_key: Hashable
     future: Future = field(default_factory=Future)
@@ -192,13 +191,15 @@ class BatchQueue:
                 return None
             pieces = self._admit(_Task(inputs, size, key))
             now = time.monotonic()
-            for piece in pieces:
-                self._add(piece, now)
+            opened = [self._add(piece, now) for piece in pieces]
             # A due batch holding this request, and an idle batch thread: run the batch
             # here instead, in that thread's slot; handing it over costs two thread wakeups.
             own = len(pieces) == 1 and len(self._batches) == 1
             batch = self._scheduler.claim_slot(self, now) if own else None
-            if batch is None:
+            # Wake a batch thread only if there is news for it: a batch to run now, or a new
+            # open batch to time. A request that joins an open batch which is not due yet
+            # changes neither; waking a thread for it costs more than the rest of its way.
+            if batch is None and (any(opened) or len(self._batches) > 1 or self._due(now)):
                 self._work.notify(len(pieces))
         if batch is not None:
             try:
@@ -245,14 +246,26 @@ class BatchQueue:
             return 0
         return self.options.max_execution_batch_size - batch.size
 
-    def _add(self, task: _Task, now: float) -> None:
+    def _add(self, task: _Task, now: float) -> bool:
+        """Put `task` in the open batch, or a new one; True if it opened a batch."""
         open_batch = self._batches[-1]
         if task.size > self._room(open_batch, task):
             open_batch = _Batch()
             self._batches.append(open_batch)
-        if not open_batch.tasks:
+        opened = not open_batch.tasks
+        if opened:
             self._open_since = now
         open_batch.add(task)
+        return opened
+
+    def _due(self, now: float) -> bool:
+        """Whether the open batch may run now (if it is the only one): closed by size or
+        by its timeout, or the queue is closing."""
+        return (
+            self._closed
+            or self._batches[-1].size >= self.options.max_execution_batch_size
+            or now >= self._open_since + self.options.batch_timeout_seconds
+        )
 
     def take_batch(self, now: float) -> _Batch | None:
         """A due batch for a free thread, or None (Queue::ScheduleBatch)."""
@@ -260,12 +273,7 @@ class BatchQueue:
             batch = self._batches.popleft()
         else:
             batch = self._batches[0]
-            due = (
-                self._closed
-                or batch.size >= self.options.max_execution_batch_size
-                or now >= self._open_since + self.options.batch_timeout_seconds
-            )
-            if not batch.tasks or not due:
+            if not batch.tasks or not self._due(now):
                 return None
             self._batches[0] = _Batch()
         self._in_flight += 1
@@ -479,10 +487,7 @@ class ServableBatcher:
                 )
             if self._metrics is not None:
                 self._metrics.observe_batch_size(self._model, signature_name, size)
-            # Tensors in: a signature function converts numpy arrays far more slowly.
-            results = self._call(
-                signature_name, {alias: tf.convert_to_tensor(v) for alias, v in inputs.items()}
-            )
+            results = self._call(signature_name, inputs)
             outputs = {alias: np.asarray(value) for alias, value in results.items()}
             check_outputs(outputs, size)
         except Exception as err:

@@ -125,6 +125,7 @@ class ServingMetrics:
             ["model", "version", "event"],
             registry=ours,
         )
+        self._request_series: dict[tuple, tuple] = {}  # observe_request's label lookups
         # process_resident_memory_bytes, process_open_fds, ...: what an operator (and the
         # reliability tests) watch for leaks, as most Prometheus exporters offer.
         ProcessCollector(registry=ours)
@@ -140,13 +141,34 @@ class ServingMetrics:
     ) -> None:
         """One finished request. `api` as TF Serving names it ("Predict", "Classify", ...),
         `status` a canonical code name ("OK", "NOT_FOUND", ...)."""
+        key = (model, version, api, status, entrypoint)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series.setdefault(key, self._new_request_series(*key))
+        requests, latency, tf_count, tf_latency = series
+        requests.inc()
+        latency.observe(seconds)
+        if tf_count is not None:
+            tf_count.inc()
+        if tf_latency is not None:
+            tf_latency.observe(seconds * 1e6)
+
+    def _new_request_series(
+        self, model: str, version: int | None, api: str, status: str, entrypoint: str
+    ) -> tuple[Counter, Histogram, Counter | None, Histogram | None]:
+        """The children one kind of request updates; looking labels up costs more than
+        the update itself, so observe_request keeps them (as many as there are series)."""
         version_label = "" if version is None else str(version)
-        self._requests.labels(model, version_label, api, entrypoint, status).inc()
-        self._latency.labels(model, version_label, api, entrypoint).observe(seconds)
-        if api in TF_COUNTED_APIS:
-            self._request_count.labels(model, status).inc()
-            if status == "OK":  # TF Serving records latency of successful requests only
-                self._request_latency.labels(model, api, entrypoint).observe(seconds * 1e6)
+        counted = api in TF_COUNTED_APIS
+        return (
+            self._requests.labels(model, version_label, api, entrypoint, status),
+            self._latency.labels(model, version_label, api, entrypoint),
+            self._request_count.labels(model, status) if counted else None,
+            # TF Serving records latency of successful requests only
+            self._request_latency.labels(model, api, entrypoint)
+            if counted and status == "OK"
+            else None,
+        )
 
     def observe_examples(self, model: str, count: int) -> None:
         """tf.Examples in one Classify/Regress/MultiInference request."""

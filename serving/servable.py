@@ -92,6 +92,17 @@ class Servable:
         self.path = path
         self._signature_defs = dict(signature_defs)
         self._functions = dict(functions)
+        self._input_specs = {
+            key: {alias: _InputSpec.of(info) for alias, info in signature.inputs.items()}
+            for key, signature in self._signature_defs.items()
+        }
+        # TensorFlow's signature functions convert numpy arguments far more slowly than
+        # tf.convert_to_tensor; other runners (TFLite) take numpy as it is.
+        self._takes_tensors = {
+            key
+            for key, function in self._functions.items()
+            if isinstance(function, tf.types.experimental.ConcreteFunction)
+        }
         # Tie the loaded object's variables and resources to our lifetime; signature
         # functions held only weak references to them in earlier TensorFlow releases.
         self._owner = owner
@@ -170,14 +181,16 @@ class Servable:
         self.check_input_names(key, inputs.keys())
         aliases = self.output_aliases(key, output_filter)
         feed = {}
-        for alias, info in signature.inputs.items():
+        for alias, spec in self._input_specs[key].items():
             value = inputs[alias] if alias in inputs else tf.make_ndarray(signature.defaults[alias])
-            feed[alias] = _checked_tensor(key, alias, value, info)
+            feed[alias] = _checked_input(key, alias, value, spec)
         results = self._runner(key, feed)
         return {alias: np.asarray(results[alias]) for alias in aliases}
 
     def call_signature(self, key: str, feed: Mapping[str, Any]) -> Mapping[str, Any]:
         """One TensorFlow call of signature `key` on checked inputs (a batch, or a request)."""
+        if key in self._takes_tensors:
+            feed = {alias: tf.convert_to_tensor(value) for alias, value in feed.items()}
         try:
             return self._functions[key](**feed)
         except (TypeError, ValueError) as err:
@@ -195,23 +208,54 @@ class Servable:
         self._on_close()
 
 
-def _checked_tensor(
-    signature_name: str, alias: str, value: np.ndarray | tf.Tensor, info: meta_graph_pb2.TensorInfo
-) -> tf.Tensor:
-    where = f"input '{alias}' of signature '{signature_name}'"
-    try:
-        tensor = tf.convert_to_tensor(value)
-    except (TypeError, ValueError) as err:
-        raise InvalidArgumentError(f"{where}: {err}") from err
-    if tensor.dtype.as_datatype_enum != info.dtype:
-        raise InvalidArgumentError(
-            f"{where} must be {dtype_name(info.dtype)}, got "
-            f"{dtype_name(tensor.dtype.as_datatype_enum)}"
+@dataclass(frozen=True)
+class _InputSpec:
+    """A signature input's dtype and shape, resolved once rather than per request."""
+
+    dtype: int
+    numpy_dtype: np.dtype | None  # None: no numpy dtype stands for it (DT_STRING)
+    shape: tf.TensorShape
+    dims: tuple[int | None, ...] | None  # the shape as a tuple; None: unknown rank
+
+    @classmethod
+    def of(cls, info: meta_graph_pb2.TensorInfo) -> _InputSpec:
+        dtype = tf.as_dtype(info.dtype)
+        numpy_dtype = None if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
+        shape = tf.TensorShape(info.tensor_shape)
+        dims = None if shape.rank is None else tuple(shape.as_list())
+        return cls(info.dtype, numpy_dtype, shape, dims)
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        """Whether a concrete shape fits (tf.TensorShape.is_compatible_with, in tuples)."""
+        dims = self.dims
+        return dims is None or (
+            len(dims) == len(shape)
+            and all(dim is None or dim == size for dim, size in zip(dims, shape, strict=True))
         )
-    expected = tf.TensorShape(info.tensor_shape)
-    if not expected.is_compatible_with(tensor.shape):
+
+
+def _checked_input(
+    signature_name: str, alias: str, value: np.ndarray | tf.Tensor, spec: _InputSpec
+) -> np.ndarray | tf.Tensor:
+    """`value` if it has the input's dtype and shape, else INVALID_ARGUMENT. A numpy array
+    of the right dtype stays one (a batch concatenates it; call_signature converts it)."""
+    where = f"input '{alias}' of signature '{signature_name}'"
+    if isinstance(value, np.ndarray) and value.dtype == spec.numpy_dtype:
+        tensor, shape = value, value.shape
+    else:
+        try:
+            tensor = tf.convert_to_tensor(value)
+        except (TypeError, ValueError) as err:
+            raise InvalidArgumentError(f"{where}: {err}") from err
+        if tensor.dtype.as_datatype_enum != spec.dtype:
+            raise InvalidArgumentError(
+                f"{where} must be {dtype_name(spec.dtype)}, got "
+                f"{dtype_name(tensor.dtype.as_datatype_enum)}"
+            )
+        shape = tuple(tensor.shape.as_list())
+    if not spec.accepts(shape):
         raise InvalidArgumentError(
-            f"{where} must have shape {_shape(expected)}, got {_shape(tensor.shape)}"
+            f"{where} must have shape {_shape(spec.shape)}, got {_shape(tf.TensorShape(shape))}"
         )
     return tensor
 
