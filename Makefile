@@ -89,10 +89,11 @@ test-all: setup tools speech-tools
 test-podman: setup
 	$(BIN)/python -m pytest -m podman -s $(PYTEST_ARGS)
 
-# Heavy measurements, never part of `make test`: batching off vs on, same run.
+# Heavy measurements, never part of `make test` (about 25 minutes on 2 cores, peers' venvs
+# included): tfstack-model-server, the peers (installed into .venv-peers by the run), the
+# load generator's ceiling and the in-process limit; writes benchmarks/results/.
 bench: setup
-	mkdir -p benchmarks/results
-	$(BIN)/python benchmarks/serving_batching.py --json benchmarks/results/serving_batching.json
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

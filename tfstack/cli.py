@@ -22,6 +22,7 @@ FAMILY_COMMANDS: tuple[str, ...] = (
     "models.nmt.commands",
     "models.colorize.commands",
     "models.speech.commands",
+    "benchmarks.commands",
 )
 
 

@@ -48,6 +48,11 @@ class ServerProcess:
     def target(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (benchmarks account its CPU and memory)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self, timeout: float = STARTUP_SECONDS) -> str:
         """Start the server; returns HOST:PORT once its models are loaded and it listens."""
         command = [
