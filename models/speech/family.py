@@ -38,7 +38,8 @@ def evaluate(workdir: Path, progress: bool = True) -> Evaluation:
     result = sp_evaluate.evaluate(model, answer, progress=progress)
     scores = result["scores"]
     rows = []
-    for group in ("all", *sp_evaluate.CONDITIONS, "unseen sentences"):
+    noise_groups = [g for g in scores if g.startswith("noise ") or g.endswith(" noise")]
+    for group in ("all", *sp_evaluate.CONDITIONS, *sorted(noise_groups), "unseen sentences"):
         label = "all held-out" if group == "all" else group
         for metric in ("wer", "cer"):
             model_score, baseline_score = (scores[group][k][metric] for k in ("model", "baseline"))

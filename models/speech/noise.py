@@ -1,10 +1,14 @@
 """Additive noise for multi-condition training and noisy test sets (as Aurora-4 does).
 
-`sox` synthesises white, pink and brown noise once into the cache. Each noise file
-has a training part and a disjoint evaluation part, so test utterances never carry
-a stretch of noise the model was trained on. `mix_at_snr` scales a random stretch
-of noise to a signal-to-noise ratio measured over the whole utterance and rounds the
-sum to 16-bit levels, which is what a WAV sent to the server holds.
+Two kinds of noise: synthetic and recorded. `sox` synthesises white, pink and brown
+noise once into the cache; each noise file has a training part and a disjoint
+evaluation part, so test utterances never carry a stretch of noise the model was
+trained on. Recorded city ambience (street, transport, babble, machinery) comes from
+Debian's `lincity-ng-data` and is split by whole files (see `recorded_noise`); without
+that package the family uses the synthetic noise only and says so once.
+`mix_at_snr` scales a random stretch of noise to a signal-to-noise ratio measured
+over the whole utterance and rounds the sum to 16-bit levels, which is what a WAV
+sent to the server holds.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import warnings
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from models.speech import recorded_noise
 from models.speech.audio import read_wav, to_pcm16_levels
 from models.speech.synth import SAMPLE_RATE
 
-NOISE_TYPES = ("white", "pink", "brown")
+NOISE_TYPES = ("white", "pink", "brown")  # synthetic; recorded: recorded_noise.CATEGORIES
 NOISE_SECONDS = 40
 TRAIN_SECONDS = 30  # the first 30 s train; the last 10 s are for evaluation only
 NOISE_AMPLITUDE = 0.3  # sox synth level; mixing rescales, this only avoids clipping
@@ -41,8 +48,11 @@ def noise_path(kind: str, cache_dir: Path) -> Path:
     return path
 
 
-def load_noise(cache_dir: Path, part: str) -> dict[str, np.ndarray]:
-    """kind -> float32 samples of the `train` or `eval` part of each noise."""
+def load_noise(
+    cache_dir: Path, part: str, sounds_dir: Path = recorded_noise.SOUNDS_DIR
+) -> dict[str, np.ndarray]:
+    """kind -> float32 samples of the `train` or `eval` part of each noise: the synthetic
+    kinds, then the recorded categories found in `sounds_dir`."""
     if part not in ("train", "eval"):
         raise ValueError(f"`part` must be train or eval. Received: part={part}")
     split = TRAIN_SECONDS * SAMPLE_RATE
@@ -50,7 +60,28 @@ def load_noise(cache_dir: Path, part: str) -> dict[str, np.ndarray]:
     for kind in NOISE_TYPES:
         samples = read_wav(noise_path(kind, cache_dir))
         noises[kind] = samples[:split] if part == "train" else samples[split:]
-    return noises
+    recorded = recorded_noise.load_recorded(cache_dir, part, sounds_dir)
+    if not recorded:
+        _say_recorded_noise_is_missing(Path(sounds_dir))
+    return {**noises, **recorded}
+
+
+def noise_class(kind: str) -> str:
+    """`synthetic` (sox) or `recorded` (lincity-ng-data) for a key of `load_noise`."""
+    if kind in NOISE_TYPES:
+        return "synthetic"
+    if kind in recorded_noise.CATEGORIES:
+        return "recorded"
+    raise ValueError(f"unknown noise kind. Received: kind={kind}")
+
+
+@cache
+def _say_recorded_noise_is_missing(sounds_dir: Path) -> None:
+    warnings.warn(
+        f"no recorded noise in {sounds_dir}: speech uses synthetic noise only "
+        f"(install Debian `{recorded_noise.PACKAGE}`, e.g. `make speech-tools`)",
+        stacklevel=3,
+    )
 
 
 def mix_at_snr(
