@@ -18,10 +18,12 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from compression import litert
 from compression.adapters import ADAPTERS
 
-# A model call on a batch of inputs: numpy in, numpy out (Keras or LiteRT behind it).
-Predict = Callable[[np.ndarray], np.ndarray]
+# A model call on a batch of inputs: numpy in (one array, or a dict for a model with
+# several named inputs), numpy out (Keras or LiteRT behind it).
+Predict = Callable[[np.ndarray | Mapping[str, np.ndarray]], np.ndarray]
 
 
 class FamilyAdapter(abc.ABC):
@@ -83,6 +85,12 @@ class FamilyAdapter(abc.ABC):
         """Calibration inputs for full-integer quantization: `count` training examples."""
         for inputs, _ in self.train_batches(batch_size=1, seed=2).take(count):
             yield [np.asarray(inputs)]
+
+    def model_bytes(self, model: keras.Model) -> bytes:
+        """A Keras candidate as its size is measured: the float32 TFLite flatbuffer of its
+        builtin-ops variant (a family whose model has no TFLite form overrides this)."""
+        builtin = self.builtin_ops_model(model)
+        return litert.convert(self.tflite_module(builtin), self.tflite_signature, "float")
 
     def custom_objects(self) -> Mapping[str, type]:
         """Custom Keras classes needed to load a saved candidate."""

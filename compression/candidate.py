@@ -46,7 +46,7 @@ class Candidate:
         if self.tflite is not None:
             return TFLitePredictor(self.tflite, signature)
         call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        return lambda inputs: call(tf.convert_to_tensor(inputs, tf.float32)).numpy()
+        return lambda inputs: call(_as_tensors(inputs)).numpy()
 
     def save(self, directory: Path) -> Path:
         """Write to `directory` atomically (a sibling temp dir renamed into place)."""
@@ -82,6 +82,13 @@ class Candidate:
     @staticmethod
     def is_saved(directory: Path) -> bool:
         return (Path(directory) / COMPLETE_FILE).is_file()
+
+
+def _as_tensors(inputs: np.ndarray | Mapping[str, np.ndarray]) -> tf.Tensor | dict:
+    """One float32 tensor, or for a model with several named inputs each as it is typed."""
+    if isinstance(inputs, Mapping):
+        return {name: tf.convert_to_tensor(value) for name, value in inputs.items()}
+    return tf.convert_to_tensor(inputs, tf.float32)
 
 
 def count_parameters(model: keras.Model) -> tuple[int, int]:

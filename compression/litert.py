@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -50,7 +50,8 @@ def convert(
 
 
 class TFLitePredictor:
-    """One signature of a TFLite model as a numpy function (single input, single output)."""
+    """One signature of a TFLite model as a numpy function: one float input, or named
+    inputs (a dict, each as typed), and a single output."""
 
     def __init__(self, flatbuffer: bytes, signature: str, num_threads: int | None = None) -> None:
         # As many threads as TensorFlow uses by default, so latency ratios compare runtimes,
@@ -58,8 +59,11 @@ class TFLitePredictor:
         threads = num_threads or os.cpu_count() or 1
         self._interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
         self._runner = self._interpreter.get_signature_runner(signature)
-        (self._input,) = self._runner.get_input_details()
+        self._inputs = list(self._runner.get_input_details())
         (self._output,) = self._runner.get_output_details()
 
-    def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        return self._runner(**{self._input: np.asarray(inputs, np.float32)})[self._output]
+    def __call__(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        if isinstance(inputs, Mapping):
+            return self._runner(**{k: np.asarray(v) for k, v in inputs.items()})[self._output]
+        (name,) = self._inputs
+        return self._runner(**{name: np.asarray(inputs, np.float32)})[self._output]

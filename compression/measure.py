@@ -19,7 +19,6 @@ import numpy as np
 
 from compression.adapter import FamilyAdapter, Predict
 from compression.candidate import Candidate, count_parameters
-from compression.quantize import to_tflite
 
 WARMUP_CALLS = 2
 
@@ -58,9 +57,7 @@ class Measurement:
 
 def measure_quality(stage: str, candidate: Candidate, adapter: FamilyAdapter) -> Measurement:
     """Everything but latency, which is timed against the baseline separately."""
-    flatbuffer = candidate.tflite or to_tflite(
-        adapter.builtin_ops_model(candidate.model), adapter, "float"
-    )
+    flatbuffer = candidate.tflite or adapter.model_bytes(candidate.model)
     parameters, nonzero = count_parameters(candidate.model)
     return Measurement(
         stage=stage,

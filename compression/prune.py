@@ -11,9 +11,11 @@ for the same overall sparsity x:
   deviation of the class's weights), lambda chosen so the overall sparsity is x (or
   given as `threshold_lambda`).
 
-Here a class is a prunable layer's kernel. The scheme only computes each layer's target;
-TFMOT's `prune_low_magnitude` then prunes each layer to its target on a schedule while
-the model is retrained, and `strip_pruning` leaves a plain model with zeros.
+Here a class is a prunable layer's kernel (for a `tfmot.sparsity.keras.PrunableLayer`,
+e.g. a family's recurrent layer, the weights it names, taken together). The scheme only
+computes each layer's target; TFMOT's `prune_low_magnitude` then prunes each layer to
+its target on a schedule while the model is retrained, and `strip_pruning` leaves a
+plain model with zeros.
 """
 
 from __future__ import annotations
@@ -37,12 +39,21 @@ MAX_LAYER_SPARSITY = 0.95
 
 
 def prunable_kernels(model: keras.Model, types: tuple[type, ...], skip=()) -> dict[str, np.ndarray]:
-    """Layer name -> kernel of every layer of `types` not in `skip`."""
+    """Layer name -> kernel of every layer of `types` not in `skip` (flattened prunable
+    weights for a PrunableLayer)."""
     return {
-        layer.name: np.asarray(layer.kernel)
+        layer.name: _prunable_weights(layer)
         for layer in model.layers
         if isinstance(layer, types) and layer.name not in skip
     }
+
+
+def _prunable_weights(layer: keras.layers.Layer) -> np.ndarray:
+    """What TFMOT prunes in `layer`: a PrunableLayer's own choice (all of it as one
+    class: TFMOT prunes a layer on one schedule), else the kernel."""
+    if isinstance(layer, tfmot.sparsity.keras.PrunableLayer):
+        return np.concatenate([np.ravel(w) for w in layer.get_prunable_weights()])
+    return np.asarray(layer.kernel)
 
 
 def layer_targets(
@@ -83,8 +94,8 @@ def overall_sparsity(targets: Mapping[str, float], kernels: Mapping[str, np.ndar
 
 
 def kernel_sparsity(model: keras.Model, names) -> dict[str, float]:
-    """Fraction of exact zeros in each named layer's kernel."""
-    return {name: float(np.mean(np.asarray(model.get_layer(name).kernel) == 0)) for name in names}
+    """Fraction of exact zeros in each named layer's kernel (or prunable weights)."""
+    return {name: float(np.mean(_prunable_weights(model.get_layer(name)) == 0)) for name in names}
 
 
 def _solve(sparsity_at, wanted: float) -> float:

@@ -5,4 +5,7 @@ Each module defines `Adapter`, a `compression.adapter.FamilyAdapter` subclass.
 
 ADAPTERS = {
     "superres": "compression.adapters.superres",
+    "speech": "compression.adapters.speech",
+    "tumor": "compression.adapters.tumor",
+    "colorize": "compression.adapters.colorize",
 }
