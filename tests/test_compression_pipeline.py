@@ -7,10 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
+import compression_helpers
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 from PIL import Image
 from serving_helpers import predict_request, running_server
 
@@ -32,21 +32,11 @@ MEASURE = {"batch_sizes": [1, 4], "latency_repeats": 2}
 
 
 def write_config(path: Path, gates: dict) -> Path:
-    config = {"model": "superres", "stages": STAGES, "gates": gates, "measure": MEASURE}
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return compression_helpers.write_config(path, "superres", STAGES, gates, MEASURE)
 
 
 def compress(config: Path, workdir: Path, repo: Path) -> int:
-    paths = ["--config", str(config), "--workdir", str(workdir), "--repo", str(repo)]
-    return main(["compress", "superres", *paths, "--no-progress"])
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in sorted(root.rglob("*"))
-    }
+    return compression_helpers.compress("superres", config, workdir, repo)
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +111,12 @@ def test_a_failing_gate_exits_nonzero_and_leaves_the_repository_untouched(
     released, workdir, tmp_path, capsys
 ):
     _, repo = released
-    before = snapshot(repo)
+    before = compression_helpers.snapshot(repo)
     config = write_config(tmp_path / "strict.yaml", {"min_size_reduction": 1000})
 
     assert compress(config, workdir, repo) == GATE_FAILED
 
-    assert snapshot(repo) == before
+    assert compression_helpers.snapshot(repo) == before
     printed = capsys.readouterr().out
     assert "min_size_reduction" in printed and "FAIL" in printed
     report = json.loads(
