@@ -14,6 +14,7 @@ and not named `*_bytes`) this writes `{"b64": ...}` instead.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ _INT_RANGES: dict[int, tuple[int, int]] = {
     types_pb2.DT_UINT32: (0, 2**32 - 1),
     types_pb2.DT_UINT64: (0, 2**64 - 1),
 }
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NUMPY_DTYPES: dict[int, Any] = {
     types_pb2.DT_FLOAT: np.float32,
     types_pb2.DT_DOUBLE: np.float64,
@@ -146,8 +148,7 @@ def _add_instance(
     if name not in infos:
         raise InvalidArgumentError(f"JSON object: does not have named input: {name}")
     shape = _dense_shape(value)
-    flat: list[Any] = []
-    _fill(value, 0, shape, infos[name].dtype, flat)
+    flat = _leaves(value, shape, infos[name].dtype)
     if name not in shapes:
         shapes[name] = shape
     elif math.prod(shapes[name]) != len(flat):
@@ -182,9 +183,48 @@ def _from_inputs(
 
 def _tensor(value: Any, dtype: int) -> np.ndarray:
     shape = _dense_shape(value)
-    flat: list[Any] = []
-    _fill(value, 0, shape, dtype, flat)
-    return _array(flat, dtype, shape)
+    return _array(_leaves(value, shape, dtype), dtype, shape)
+
+
+def _leaves(value: Any, shape: Sequence[int], dtype: int) -> list[Any]:
+    """The elements of `value`, checked to be dense with `shape` and convertible to `dtype`:
+    numbers in bulk (`_numeric_leaves`), anything else or any doubt value by value (`_fill`,
+    which also words the error)."""
+    flat = _numeric_leaves(value, shape, dtype)
+    if flat is None:
+        flat = []
+        _fill(value, 0, shape, dtype, flat)
+    return flat
+
+
+def _numeric_leaves(value: Any, shape: Sequence[int], dtype: int) -> list[Any] | None:
+    """The leaves of a dense, well-typed numeric tensor, checked with C-level builtins and
+    numpy instead of a Python call per element; None when that cannot vouch for it."""
+    if dtype not in _INT_RANGES and dtype not in (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE):
+        return None
+    level = [value]
+    for size in shape:
+        if set(map(type, level)) != {list} or set(map(len, level)) != {size}:
+            return None
+        level = list(itertools.chain.from_iterable(level))
+    kinds = set(map(type, level))
+    if not level or not kinds <= ({int} if dtype in _INT_RANGES else {int, float}):
+        return None  # bools (an int subclass) and strings go the checking way
+    try:
+        values = np.array(level, dtype=np.int64 if dtype in _INT_RANGES else np.float64)
+    except OverflowError:
+        return None
+    if dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        return level if low <= values.min() and values.max() <= high else None
+    magnitude = np.abs(values[np.isfinite(values)])
+    if int in kinds:  # integers must fit the mantissa; anything that large: check each
+        exact = 2**24 - 1 if dtype == types_pb2.DT_FLOAT else 2**53 - 1
+        if magnitude.size and magnitude.max() > exact:
+            return None
+    if dtype == types_pb2.DT_FLOAT and magnitude.size and magnitude.max() > _FLOAT32_MAX:
+        return None
+    return level
 
 
 def _dense_shape(value: Any) -> list[int]:
@@ -319,10 +359,9 @@ def _tokens(array: np.ndarray, name: str) -> list[str]:
     if kind == "b":
         return ["true" if value else "false" for value in flat.tolist()]
     if kind in "iu":
-        return [str(value) for value in flat.tolist()]
+        return list(map(str, flat.tolist()))
     if kind == "f" or array.dtype.name == "bfloat16":
-        real = np.float64 if array.dtype == np.float64 else np.float32
-        return [json_values.decimal(value, real) for value in flat.astype(real).tolist()]
+        return json_values.decimals(flat)
     raise InvalidArgumentError(f"Failed to write JSON value for tensor type: {array.dtype.name}")
 
 

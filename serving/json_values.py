@@ -88,17 +88,67 @@ def error_body(message: str) -> bytes:
 
 
 def decimal(value: float, real: type[np.floating]) -> str:
-    """WriteDecimal: absl::StrCat's six digits when they round-trip, else max_digits10."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "-Infinity" if value < 0 else "Infinity"
-    text = f"{value:.6g}"
-    if real(text) != real(value):
-        text = f"{value:.{17 if real is np.float64 else 9}g}"  # max_digits10
-    if "." not in text and "e" not in text:
-        text += ".0"
-    return text
+    """WriteDecimal for one value (see `decimals`)."""
+    return decimals(np.array([value], dtype=real))[0]
+
+
+def decimals(array: np.ndarray) -> list[str]:
+    """WriteDecimal for every element of a float array, flattened: absl::StrCat's six digits
+    when they round-trip, else max_digits10 (9 for float32, 17 for float64); `.0` on whole
+    numbers; NaN, Infinity, -Infinity bare. Decided with numpy and printed by one `%` call,
+    so a large tensor costs no per-element Python."""
+    real = np.float64 if array.dtype == np.float64 else np.float32
+    flat = np.ascontiguousarray(array, dtype=real).ravel()
+    finite = np.isfinite(flat)
+    short = _six_digits_round_trip(flat, finite)
+    precise = 17 if real is np.float64 else 9
+    digits = np.where(short, 6, precise)
+    with np.errstate(invalid="ignore"):
+        whole = finite & (flat == np.trunc(flat)) & (np.abs(flat) < 10.0**digits)
+    formats = np.where(whole, "%.1f", np.where(short, "%.6g", f"%.{precise}g"))
+    values: list[Any] = flat.tolist()
+    for index in np.flatnonzero(~finite).tolist():
+        value = values[index]
+        formats[index] = "%s"
+        values[index] = "NaN" if math.isnan(value) else ("-Infinity" if value < 0 else "Infinity")
+    return ("\x1f".join(formats.tolist()) % tuple(values)).split("\x1f")
+
+
+# 1e0..1e22, each exact in float64; times a 24-bit float32 mantissa still exact up to 1e12,
+# which bounds the range `_six_digits_round_trip` decides by arithmetic.
+_POWERS_OF_TEN = np.array([float(10**k) for k in range(23)])
+
+
+def _six_digits_round_trip(flat: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Whether `%.6g` of each element parses back to it. float32 values between 1e-7 and
+    1e17 are rounded to six digits numerically (m * 10**q, exact there); the rest (float64,
+    tiny or huge values) are printed and parsed back."""
+    short = np.zeros(flat.shape, dtype=bool)
+    magnitude = np.abs(flat.astype(np.float64))
+    nonzero = finite & (magnitude > 0)
+    short[finite & ~nonzero] = True
+    numeric = np.zeros(flat.shape, dtype=bool)
+    if flat.dtype == np.float32:
+        numeric = nonzero & (magnitude >= 1e-7) & (magnitude < 1e17)
+        x = magnitude[numeric]
+        exponent = np.floor(np.log10(x)).astype(np.int64)
+        exponent += _scaled(x, -exponent - 1) >= 1  # log10 may be one off near powers of ten
+        exponent -= _scaled(x, -exponent) < 1
+        places = 5 - exponent  # digits after the decimal point that six significant give
+        mantissa = np.rint(_scaled(x, places))
+        short[numeric] = _scaled(mantissa, -places).astype(np.float32) == x.astype(np.float32)
+    rest = np.flatnonzero(nonzero & ~numeric)
+    if rest.size:
+        printed = list(map("{:.6g}".format, flat[rest].tolist()))
+        short[rest] = np.array(printed, dtype=np.float64).astype(flat.dtype) == flat[rest]
+    return short
+
+
+def _scaled(values: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+    """values * 10**exponents, dividing by the exact power for negative exponents (so the
+    result is the correctly rounded quotient, as parsing the decimal would give)."""
+    powers = _POWERS_OF_TEN[np.abs(exponents)]
+    return np.where(exponents >= 0, values * powers, values / powers)
 
 
 def is_b64(value: Mapping[str, Any]) -> bool:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers its ops, which SavedModels of text models use)
 from google.protobuf import message, text_format
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
 from serving.errors import (
     DataLossError,
@@ -60,6 +60,19 @@ def read_meta_graph(path: Path, tags: Collection[str]) -> meta_graph_pb2.MetaGra
         "To inspect available tag-sets in the SavedModel, please use the SavedModel CLI: "
         "`saved_model_cli`"
     )
+
+
+def register_custom_ops(meta_graph: meta_graph_pb2.MetaGraphDef) -> None:
+    """Register the custom ops the graph uses that TensorFlow lacks. TF Serving links
+    TensorFlow Text's ops in; here `tensorflow_text` (~120 MB resident) is imported only
+    for a SavedModel that names an op TensorFlow does not know, e.g. TFText>...
+    (loading then fails with TensorFlow's own error if the op is not TensorFlow Text's)."""
+    graph = meta_graph.graph_def
+    functions = graph.library.function
+    nodes = [*graph.node, *(node for function in functions for node in function.node_def)]
+    ops = {node.op for node in nodes} - {function.signature.name for function in functions}
+    if any(op_def_registry.get(op) is None for op in ops):
+        import tensorflow_text  # noqa: F401  (registers its ops)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class Servable:
     ) -> Servable:
         """Load the SavedModel at `path`; errors propagate for the manager to record."""
         meta_graph = read_meta_graph(path, tags)
+        register_custom_ops(meta_graph)
         loaded = tf.saved_model.load(str(path), tags=list(tags))
         return cls(servable_id, path, meta_graph.signature_def, dict(loaded.signatures), loaded)
 

@@ -50,7 +50,6 @@ from serving.manager import ModelManager
 from serving.metrics import REST, ServingMetrics
 from serving.rest_api import RestApi
 from serving.servable import Servable, ServableId
-from serving.tflite_servable import TfLiteServable, has_tflite_model
 from serving.warmup import run_warmup
 
 log = logging.getLogger(__name__)
@@ -285,10 +284,22 @@ class ModelServer:
         )
         return model_config.single_model_config(options.model_name, options.model_base_path)
 
+    def _load_tflite(self, servable_id: ServableId, path: Path) -> Servable | None:
+        """The version's model.tflite on LiteRT, None when it has none. Imported here so
+        that LiteRT (~8 MB resident) costs memory only to servers that ask for it."""
+        from serving import tflite_servable
+
+        if not tflite_servable.has_tflite_model(path):
+            return None
+        return tflite_servable.TfLiteServable.load_tflite(
+            servable_id, path, self.options.num_tflite_pools
+        )
+
     def _load(self, servable_id: ServableId, path: Path) -> Servable:
-        if self.options.prefer_tflite_model and has_tflite_model(path):
-            servable = TfLiteServable.load_tflite(servable_id, path, self.options.num_tflite_pools)
-        else:
+        servable = (
+            self._load_tflite(servable_id, path) if self.options.prefer_tflite_model else None
+        )
+        if servable is None:
             servable = Servable.load(servable_id, path, self._tags)
         try:
             if self._batching is not None:

@@ -9,12 +9,16 @@ are compared with TensorFlow's own conversions.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_helpers import ChildServer, save_model, x_input
 from tensorflow.core.framework import tensor_pb2
 
 from serving import tensors
+from serving.client import ServingClient
 
 NUMERIC_DTYPES = [
     np.float16,
@@ -109,3 +113,17 @@ def test_tensor_content_of_the_wrong_length_is_still_refused():
 
     with pytest.raises(tensors.InvalidArgumentError, match="tensor parsing error: x"):
         tensors.to_ndarray(proto, "x")
+
+
+def test_plain_savedmodels_leave_tensorflow_text_and_litert_unloaded(tmp_path):
+    """tensorflow_text (~120 MB resident) is loaded only for SavedModels that use its ops
+    (tests/test_serving_text_ops.py) and LiteRT only with --prefer_tflite_model."""
+    save_model(tmp_path / "m", 1, w=2.0)
+    flags = ["--model_name=m", f"--model_base_path={tmp_path / 'm'}"]
+    with ChildServer(flags, tmp_path / "server.log") as server:
+        server.start()
+        with ServingClient(server.target, timeout=30) as client:
+            assert client.predict("m", x_input(1.0))
+        libraries = Path(f"/proc/{server.pid}/maps").read_text()
+    assert "tensorflow_text" not in libraries
+    assert "ai_edge_litert" not in libraries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import socket
 import threading
 
@@ -20,10 +21,12 @@ from serving_helpers import (
     save_model,
     wait_until,
 )
+from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving import json_tensors
-from serving.errors import UnavailableError
+from serving import json_tensors, json_values
+from serving.errors import InvalidArgumentError, UnavailableError
 from serving.rest_api import RestApi
 from serving.server import ModelServer, ServerOptions
 
@@ -440,6 +443,69 @@ def test_decimals_follow_write_decimal(value, dtype, text):
     assert json_tensors.predict_response({"v": array}, json_tensors.COLUMNAR) == (
         f'{{"outputs":[{text}]}}'.encode()
     )
+
+
+def _write_decimal(value: float, real: type[np.floating]) -> str:
+    """WriteDecimal spelled out one value at a time: the reference the vectorised writer
+    must match character for character."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    text = f"{value:.6g}"
+    if real(text) != real(value):
+        text = f"{value:.{17 if real is np.float64 else 9}g}"
+    return text if "." in text or "e" in text else text + ".0"
+
+
+@pytest.mark.parametrize("real", [np.float32, np.float64])
+def test_vectorised_decimals_match_write_decimal_value_by_value(real):
+    rng = np.random.default_rng(7)
+    powers = 10.0 ** np.arange(-45, 39)
+    values = np.concatenate(
+        [
+            rng.random(3000) * 255,  # image-like
+            rng.standard_normal(3000) * 10.0 ** rng.integers(-44, 38, 3000),  # every exponent
+            np.rint(rng.random(3000) * 1e6) / 10.0 ** rng.integers(0, 7, 3000),  # short decimals
+            rng.integers(-(2**30), 2**30, 3000),  # whole numbers, some past six digits
+            powers,  # around powers of ten, where the exponent is easy to get wrong
+            np.nextafter(powers.astype(real), real(0)),
+            np.nextafter(powers.astype(real), real(np.inf)),
+            [0.0, -0.0, np.nan, np.inf, -np.inf, 99999.95, 999999.5, 1 / 3, 3.4e38, 1e-45],
+        ]
+    )
+    with np.errstate(over="ignore"):
+        array = values.astype(real)
+    expected = [_write_decimal(v, real) for v in array.astype(np.float64).tolist()]
+    assert json_values.decimals(array) == expected
+
+
+def test_numeric_requests_decode_in_bulk_like_value_by_value():
+    signature = meta_graph_pb2.SignatureDef()
+    signature.inputs["x"].dtype = types_pb2.DT_FLOAT
+    signature.inputs["n"].dtype = types_pb2.DT_INT32
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 5, 4, 3), dtype=np.float32)
+    doc = {
+        "inputs": {
+            "x": [[[[0, *row[1:]] for row in col] for col in item] for item in x.tolist()],
+            "n": [[1, -2], [3, 2**31 - 1]],
+        }
+    }
+    arrays = json_tensors.predict_inputs(doc, signature)
+    x[:, :, :, 0] = 0
+    np.testing.assert_array_equal(arrays["x"], x)
+    np.testing.assert_array_equal(arrays["n"], np.array([[1, -2], [3, 2**31 - 1]], np.int32))
+    for bad, message in [
+        ([[1.0, 2.0], [3.0]], "Encountered list at unexpected size"),
+        ([[1.0, True]], "Type: True is not of expected type: float"),
+        ([[1.0, 2**24]], "to float without loss of precision"),
+        ([[1.0, 1e39]], "to float without loss of precision"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=message):
+            json_tensors.predict_inputs({"inputs": {"x": bad, "n": [1]}}, signature)
+    with pytest.raises(InvalidArgumentError, match="is not of expected type: int32"):
+        json_tensors.predict_inputs({"inputs": {"x": [1.0], "n": [2**31]}}, signature)
 
 
 def test_bytes_outputs_are_b64_and_other_types_plain():
