@@ -81,7 +81,8 @@ def _add_to_feature(value: Any, name: str, feature: feature_pb2.Feature) -> None
     elif isinstance(value, str):
         check_kind("bytes_list")
         feature.bytes_list.value.append(value.encode())
-    elif json_values.is_int(value) and value <= 2**64 - 1:
+    # A JSON parser keeps integers in [int64 min, uint64 max] as integers, others as doubles.
+    elif json_values.is_int(value) and -(2**63) <= value <= 2**64 - 1:
         check_kind("int64_list")
         if value > 2**63 - 1:
             raise InvalidArgumentError(

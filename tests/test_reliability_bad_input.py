@@ -225,6 +225,18 @@ def test_any_json_document_decodes_or_is_a_serving_error(doc, inputs):
         json_examples.examples_input(doc)
 
 
+@pytest.mark.parametrize("value", [-(2**63) - 1, 2**64])
+def test_integers_beyond_the_int64_and_uint64_ranges_become_float_features(value):
+    """Found by the fuzz test above: a JSON parser keeps these as doubles, not int64."""
+    (example,) = json_examples.examples_input({"examples": [{"x": value}]}).example_list.examples
+    assert example.features.feature["x"].float_list.value == [pytest.approx(float(value))]
+
+
+def test_an_integer_above_int64_max_is_refused_as_uint64():
+    with pytest.raises(InvalidArgumentError, match="has uint64 element"):
+        json_examples.examples_input({"examples": [{"x": 2**63}]})
+
+
 # -- against a real server ----------------------------------------------------------------
 
 
