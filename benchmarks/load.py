@@ -300,20 +300,28 @@ async def _closed_loop(target: Target, share: _Share, start: float) -> _WorkerRe
                 if quota[0] <= 0:
                     return
                 quota[0] -= 1
-            try:
-                await target.infer()
-            except Exception as err:
-                if measured:
-                    result.errors[error_kind(err)] += 1
-                    result.last_done = max(result.last_done, time.monotonic())
-            else:
-                done = time.monotonic()
-                if measured:
-                    result.latencies.append(done - sent)
-                    result.last_done = max(result.last_done, done)
+            await _timed_request(target, result, sent, measured)
 
     await asyncio.gather(*(client() for _ in range(share.concurrency)))
     return result
+
+
+async def _timed_request(
+    target: Target, result: _WorkerResult, sent: float, measured: bool
+) -> None:
+    """One request; when `measured`, its latency from `sent` (the send time, or the
+    scheduled one in the open loop) or its error kind goes into `result`."""
+    try:
+        await target.infer()
+    except Exception as err:
+        if measured:
+            result.errors[error_kind(err)] += 1
+            result.last_done = max(result.last_done, time.monotonic())
+    else:
+        done = time.monotonic()
+        if measured:
+            result.latencies.append(done - sent)
+            result.last_done = max(result.last_done, done)
 
 
 async def _open_loop(target: Target, share: _Share, start: float) -> _WorkerResult:
@@ -332,17 +340,7 @@ async def _open_loop(target: Target, share: _Share, start: float) -> _WorkerResu
         measured = scheduled >= measured_from
         if measured:
             result.send_lags.append(time.monotonic() - scheduled)
-        try:
-            await target.infer()
-        except Exception as err:
-            if measured:
-                result.errors[error_kind(err)] += 1
-                result.last_done = max(result.last_done, time.monotonic())
-        else:
-            done = time.monotonic()
-            if measured:
-                result.latencies.append(done - scheduled)
-                result.last_done = max(result.last_done, done)
+        await _timed_request(target, result, scheduled, measured)
 
     k = share.index
     while k < last_k and (scheduled := start + k / spec.rate) < end:

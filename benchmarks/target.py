@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 
+import grpc
+
 from benchmarks.workloads import Workload
 
 
@@ -70,3 +72,17 @@ def check_shape(actual: tuple[int, ...], workload: Workload) -> None:
         raise RequestError(
             "wrong output shape", f"{tuple(actual)} != {workload.expected_output_shape}"
         )
+
+
+_MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+def grpc_channel(address: str) -> grpc.aio.Channel:
+    """An insecure grpc.aio channel without gRPC's 4 MB message cap (superres replies)."""
+    return grpc.aio.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+        ],
+    )

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 
 import aiohttp
-import grpc
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from benchmarks.target import RequestError, Target, check_shape
+from benchmarks.target import RequestError, Target, check_shape, grpc_channel
 from benchmarks.workloads import Workload
 
 REQUEST_TIMEOUT_SECONDS = 30.0
-_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 def tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
@@ -53,13 +51,7 @@ class GrpcPredictTarget(Target):
 
     async def open(self, workload: Workload) -> None:
         self._workload = workload
-        self._channel = grpc.aio.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = grpc_channel(self.address)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel).Predict
         self._request = predict_pb2.PredictRequest()
         self._request.model_spec.name = self.model_name or workload.name

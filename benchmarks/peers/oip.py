@@ -27,14 +27,12 @@ from importlib import metadata
 from pathlib import Path
 
 import aiohttp
-import grpc
 import numpy as np
 
-from benchmarks.target import RequestError, Target, check_shape
+from benchmarks.target import RequestError, Target, check_shape, grpc_channel
 from benchmarks.workloads import Workload
 
 REQUEST_TIMEOUT_SECONDS = 30.0
-_MAX_MESSAGE_BYTES = 2**31 - 1
 _BINARY_HEADER = "Inference-Header-Content-Length"
 
 
@@ -116,13 +114,7 @@ class OipGrpcTarget(Target):
 
     async def open(self, workload: Workload) -> None:
         self._workload = workload
-        self._channel = grpc.aio.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-            ],
-        )
+        self._channel = grpc_channel(self.address)
         self._infer = oip_pb2_grpc.GRPCInferenceServiceStub(self._channel).ModelInfer
         self._request = infer_request(workload)
 
